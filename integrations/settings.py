@@ -1,0 +1,110 @@
+"""One validated settings object, read from the environment and `.env`.
+
+Every setting has a documented default in `.env.example`; the defaults run the offline demo
+(simulated transport, in-memory store, local roster and face verifier). A malformed value stops
+start-up with one message that names every problem.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """Raised with a human-readable list of every bad or missing setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- general
+    app_env: Literal["demo", "test", "production"] = "demo"
+    data_dir: Path = Path("data")
+    flows_dir: Path = Path("flows")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # --- storage
+    store: Literal["memory", "mongo"] = "memory"
+    mongodb_uri: str = "mongomock://localhost/attendance"
+    secret_key: Optional[SecretStr] = None  # Fernet key for secrets at rest
+
+    # --- Telegram (MTProto via Pyrogram)
+    api_id: Optional[int] = None
+    api_hash: Optional[SecretStr] = None
+    teacher_bot_token: Optional[SecretStr] = None
+    student_bot_token: Optional[SecretStr] = None
+    telegram_session_dir: Path = Path("data/sessions")
+    send_rate_per_chat: float = 1.0  # messages per second to one chat
+    send_rate_global: float = 30.0  # messages per second per bot
+
+    # --- roster and the external attendance API
+    roster_backend: Literal["local", "http"] = "local"
+    base_url: str = "https://api.codegnan.example/api/v1"
+    jwt_login_endpoint: str = "/login"
+    api_timeout_seconds: float = 10.0
+
+    # --- sessions
+    session_duration_seconds: int = Field(300, ge=30, le=6 * 3600)
+    report_buffer_seconds: int = Field(30, ge=0)
+    location_distance_limit_meters: float = Field(50.0, gt=0)
+    otp_max_attempts: int = Field(5, ge=1)
+
+    # --- face verification
+    face_verifier: Literal["local", "rekognition"] = "local"
+    face_match_threshold: float = Field(80.0, ge=0, le=100)  # Rekognition similarity, percent
+    local_face_tolerance: float = Field(0.6, gt=0, le=1.5)  # dlib embedding distance
+    faces_dir: Path = Path("data/faces")
+    face_max_attempts: int = Field(3, ge=1)
+    aws_region: str = "us-east-1"
+    aws_s3_bucket: str = "attendance-faces"
+    aws_endpoint_url: Optional[str] = None  # e.g. a local moto server
+
+    # --- video notes and the verification queue
+    video_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    video_max_seconds: int = Field(60, gt=0)
+    verify_queue_capacity: int = Field(1000, ge=1)
+    verify_workers: int = Field(8, ge=1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    def missing_for_telegram(self) -> list[str]:
+        """Names of settings the real Telegram transport needs but that are not set."""
+        needed = {
+            "API_ID": self.api_id,
+            "API_HASH": self.api_hash,
+            "TEACHER_BOT_TOKEN": self.teacher_bot_token,
+            "STUDENT_BOT_TOKEN": self.student_bot_token,
+        }
+        return [name for name, value in needed.items() if not value]
+
+
+_SECRET_FIELDS = {"secret_key", "api_hash", "teacher_bot_token", "student_bot_token"}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's error into one readable :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]).upper() or "settings"
+            shown = "<hidden>" if name.lower() in _SECRET_FIELDS else repr(err.get("input"))
+            lines.append(f"  {name}: {err['msg']} (got {shown})")
+        raise SettingsError("Invalid settings:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
