@@ -1,0 +1,190 @@
+"""Run the teacher and student bots, and stop them gracefully.
+
+Shutdown order matters: stop accepting updates, let handlers already running finish handing
+their update to the engine, ``await drain()`` (the engine flushes in-flight steps and
+verifications, which still *send* replies, so the clients must stay connected), then stop the
+clients. A second SIGTERM/SIGINT during the drain is ignored (logged): orchestrators re-send
+signals, and cutting a drain short is what loses attendance marks. A drain that exceeds
+``drain_timeout`` is abandoned with an error so the process still exits.
+
+Clients are built inside :meth:`run` because Pyrogram 2.0.106 binds ``asyncio.get_event_loop()``
+at construction; building them before ``asyncio.run`` would tie them to a different loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Awaitable, Callable, Optional, Union
+
+from pyrogram import Client
+
+from engine.types import Outgoing
+from integrations.settings import Settings
+from integrations.telegram.config import TelegramConfig, require_telegram_settings
+from integrations.telegram.health import heartbeat_path, write_heartbeat
+from integrations.telegram.sender import TelegramSender
+from integrations.telegram.transport import BotTransport, Submit
+
+log = logging.getLogger(__name__)
+
+Drain = Callable[[], Awaitable[None]]
+ClientFactory = Callable[[str, TelegramConfig], Client]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def default_client_factory(in_memory: bool = False) -> ClientFactory:
+    def build(bot: str, config: TelegramConfig) -> Client:
+        return Client(
+            name=f"attendance-{bot}",
+            api_id=config.api_id,
+            api_hash=config.api_hash,
+            bot_token=config.bot_tokens[bot],
+            workdir=str(config.session_dir),
+            in_memory=in_memory,
+        )
+    return build
+
+
+class TelegramRuntime:
+    """Both bots' clients, their transports, one sender, and the signal-driven lifecycle.
+
+    Wire it as ``runtime = TelegramRuntime(config, submit=..., drain=...)``, give the engine
+    ``runtime.deliver``, then ``await runtime.run()`` (returns after a graceful stop).
+    """
+
+    def __init__(
+        self,
+        config: Union[TelegramConfig, Settings],
+        submit: Submit,
+        drain: Drain,
+        *,
+        in_memory: bool = False,
+        drain_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        heartbeat_interval: float = 30.0,
+        handle_signals: bool = True,
+        client_factory: Optional[ClientFactory] = None,
+        sender: Optional[TelegramSender] = None,
+    ):
+        self.config = config if isinstance(config, TelegramConfig) else require_telegram_settings(config)
+        self.submit = submit
+        self.drain = drain
+        self.in_memory = in_memory
+        self.drain_timeout = drain_timeout
+        self.stop_timeout = stop_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.handle_signals = handle_signals
+        self.client_factory = client_factory or default_client_factory(in_memory)
+        self.sender = sender or TelegramSender(
+            per_chat_rate=self.config.send_rate_per_chat, global_rate=self.config.send_rate_global
+        )
+        self.clients: dict[str, Client] = {}
+        self.transports: dict[str, BotTransport] = {}
+        self.started = asyncio.Event()
+        self.drained = False
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._signals: list[signal.Signals] = []
+
+    async def deliver(self, out: Outgoing) -> list[Optional[int]]:
+        """The engine's reply sink; safe to call before start/after stop (logs and drops)."""
+        return await self.sender.deliver(out)
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Begin a graceful stop (what a signal does); later calls are ignored."""
+        if self._stopping:
+            log.info("already stopping; ignoring %s", reason)
+            return
+        self._stopping = True
+        log.info("stopping Telegram runtime (%s)", reason)
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start both bots, serve until a stop is requested, shut down gracefully, return."""
+        await self.start()
+        beat = asyncio.create_task(self._heartbeat()) if self.heartbeat_interval > 0 else None
+        try:
+            await self._stop.wait()
+        finally:
+            if beat is not None:
+                beat.cancel()
+            await self.shutdown()
+
+    async def start(self) -> None:
+        if not self.in_memory:
+            self.config.session_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._install_signal_handlers()
+        try:
+            for bot in self.config.bot_tokens:
+                client = self.client_factory(bot, self.config)
+                transport = BotTransport(bot, client, self.submit, video_max_bytes=self.config.video_max_bytes)
+                transport.install()
+                self.clients[bot], self.transports[bot] = client, transport
+                await client.start()
+                self.sender.attach(bot, client)
+                me = getattr(client, "me", None)
+                log.info("%s bot started as @%s", bot, getattr(me, "username", "?"))
+        except BaseException:
+            log.error("Telegram start-up failed; stopping the clients already started")
+            await self._stop_clients()
+            self._remove_signal_handlers()
+            raise
+        self.started.set()
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        for transport in self.transports.values():
+            transport.stop_accepting()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(t.wait_idle() for t in self.transports.values())), self.drain_timeout
+            )
+        except asyncio.TimeoutError:
+            log.error("handlers still running after %ss; draining anyway", self.drain_timeout)
+        try:
+            await asyncio.wait_for(self.drain(), self.drain_timeout)
+            self.drained = True
+            log.info("engine drained")
+        except asyncio.TimeoutError:
+            log.error("engine drain exceeded %ss; stopping without it", self.drain_timeout)
+        except Exception:
+            log.exception("engine drain failed")
+        self.sender.detach_all()
+        await self._stop_clients()
+        self._remove_signal_handlers()
+        log.info("Telegram runtime stopped")
+
+    async def _stop_clients(self) -> None:
+        for bot, client in self.clients.items():
+            if not getattr(client, "is_connected", True):
+                continue
+            try:
+                await asyncio.wait_for(client.stop(), self.stop_timeout)
+            except Exception as exc:  # already stopped, network gone: nothing left to save
+                log.warning("stopping the %s client: %s", bot, type(exc).__name__)
+
+    async def _heartbeat(self) -> None:
+        path = heartbeat_path(self.config.session_dir)
+        while True:
+            try:
+                write_heartbeat(path, {b: bool(getattr(c, "is_connected", False)) for b, c in self.clients.items()})
+            except OSError as exc:
+                log.warning("cannot write heartbeat: %s", exc)
+            await asyncio.sleep(self.heartbeat_interval)
+
+    def _install_signal_handlers(self) -> None:
+        if not self.handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+                self._signals.append(sig)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                log.warning("cannot install a %s handler; use request_stop()", sig.name)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._signals:
+            loop.remove_signal_handler(self._signals.pop())
