@@ -1,0 +1,285 @@
+"""Persistent data (mongoengine): teachers, the local roster, attendance sessions and records.
+
+Writes that can race (two students, two bot workers) are single atomic updates with conditions
+or upserts, never read-modify-save, so the same code is correct against a real server.
+Per-student counters live in maps keyed by an escaped student id (Mongo keys cannot hold '.' or
+start with '$'); use the helpers instead of touching the maps directly.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from bson import ObjectId
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentField,
+    FloatField,
+    IntField,
+    ListField,
+    MapField,
+    NotUniqueError,
+    ReferenceField,
+    StringField,
+)
+from pymongo import ReturnDocument
+
+SESSION_STATUSES = ("open", "closed")
+RECORD_STATUSES = ("present", "absent", "failed")
+RECORD_METHODS = ("face", "manual")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def escape_key(student_id: str) -> str:
+    """Make a student id safe as a Mongo map key (reversible)."""
+    return student_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def unescape_key(key: str) -> str:
+    return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+# ---------------------------------------------------------------------------------------------
+# People and the local roster
+
+
+class Assignment(EmbeddedDocument):
+    """A batch and subject a teacher teaches (local roster)."""
+
+    batch = StringField(required=True)
+    subject = StringField(required=True)
+
+
+class Teacher(Document):
+    """A teacher; ``telegram_id`` is set at first successful login and then identifies them."""
+
+    telegram_id = IntField()
+    name = StringField(default="")
+    phone = StringField(default="")  # digits only
+    email = StringField(required=True)  # lower case
+    password_hash = StringField()  # local backend: scrypt hash, never the password
+    external_id = StringField()  # http backend: the mentor id in the external API
+    credentials_enc = StringField()  # http backend: Fernet({"email", "password"}) for re-login
+    tokens_enc = StringField()  # http backend: Fernet({"access", "refresh"})
+    assignments = ListField(EmbeddedDocumentField(Assignment))
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "teachers",
+        "indexes": [
+            {"fields": ["telegram_id"], "unique": True, "sparse": True},
+            {"fields": ["email"], "unique": True},
+            "phone",
+        ],
+    }
+
+    def __repr__(self) -> str:  # never show secrets
+        return f"<Teacher {self.email} tg={self.telegram_id}>"
+
+
+class Batch(Document):
+    code = StringField(required=True)
+    name = StringField(default="")
+
+    meta = {"collection": "batches", "indexes": [{"fields": ["code"], "unique": True}]}
+
+
+class Subject(Document):
+    code = StringField(required=True)
+    name = StringField(default="")
+
+    meta = {"collection": "subjects", "indexes": [{"fields": ["code"], "unique": True}]}
+
+
+class Student(Document):
+    student_id = StringField(required=True)
+    name = StringField(default="")
+    phone = StringField(default="")  # digits only
+    batch = StringField(required=True)
+    telegram_user_id = IntField()
+
+    meta = {
+        "collection": "students",
+        "indexes": [
+            {"fields": ["student_id"], "unique": True},
+            {"fields": ["telegram_user_id"], "unique": True, "sparse": True},
+            "batch",
+            "phone",
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Attendance sessions
+
+
+class StudentSnapshot(EmbeddedDocument):
+    """The roster as it was when the session opened (the report lists exactly these)."""
+
+    student_id = StringField(required=True)
+    name = StringField(default="")
+    batch = StringField(default="")
+    phone = StringField(default="")
+
+
+class Session(Document):
+    """One attendance session opened by a teacher with an OTP."""
+
+    otp = StringField(required=True)
+    teacher = ReferenceField(Teacher, required=True)
+    batches = ListField(StringField())
+    subject = StringField(default="")
+    latitude = FloatField(required=True)
+    longitude = FloatField(required=True)
+    radius_m = FloatField(default=50.0)
+    opened_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(required=True)
+    status = StringField(choices=SESSION_STATUSES, default="open")
+    students = ListField(EmbeddedDocumentField(StudentSnapshot))
+    report_sent_at = DateTimeField()
+    failed_otp = MapField(IntField())  # escaped student id -> wrong codes
+    locked_out = ListField(StringField())  # student ids (not escaped)
+    face_failures = MapField(IntField())  # escaped student id -> failed face checks
+    external_posted = BooleanField(default=False)  # http backend: the first POST has succeeded
+
+    meta = {
+        "collection": "attendance_sessions",
+        "indexes": [
+            # Two open sessions must never share an OTP.
+            {"fields": ["otp"], "unique": True, "partialFilterExpression": {"status": "open"}},
+            ("status", "expires_at"),
+            "teacher",
+        ],
+    }
+
+    # -- reads
+
+    def student(self, student_id: str) -> Optional[StudentSnapshot]:
+        return next((s for s in self.students if s.student_id == student_id), None)
+
+    def failed_otp_count(self, student_id: str) -> int:
+        return int((self.failed_otp or {}).get(escape_key(student_id), 0))
+
+    def face_failure_count(self, student_id: str) -> int:
+        return int((self.face_failures or {}).get(escape_key(student_id), 0))
+
+    def is_locked_out(self, student_id: str) -> bool:
+        return student_id in (self.locked_out or [])
+
+    # -- atomic writes (return fresh values; never save() a stale document)
+
+    @classmethod
+    def record_failed_otp(cls, session_id: ObjectId, student_id: str, max_attempts: int) -> tuple[int, bool]:
+        """Count one wrong OTP; lock the student out at ``max_attempts``. Returns (count, locked)."""
+        coll = cls._get_collection()
+        doc = coll.find_one_and_update(
+            {"_id": session_id},
+            {"$inc": {f"failed_otp.{escape_key(student_id)}": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return 0, False
+        count = int(doc["failed_otp"][escape_key(student_id)])
+        if count >= max_attempts:
+            coll.update_one({"_id": session_id}, {"$addToSet": {"locked_out": student_id}})
+            return count, True
+        return count, student_id in doc.get("locked_out", [])
+
+    @classmethod
+    def record_face_failure(cls, session_id: ObjectId, student_id: str) -> int:
+        """Count one failed face check; returns the new count (0 if the session is gone)."""
+        doc = cls._get_collection().find_one_and_update(
+            {"_id": session_id},
+            {"$inc": {f"face_failures.{escape_key(student_id)}": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["face_failures"][escape_key(student_id)]) if doc else 0
+
+    @classmethod
+    def close(cls, session_id: ObjectId) -> bool:
+        """Close an open session; True only for the caller that actually closed it."""
+        return bool(cls.objects(id=session_id, status="open").update_one(set__status="closed"))
+
+    @classmethod
+    def claim_report(cls, session_id: ObjectId) -> bool:
+        """Mark the report as sent; True only once, so two workers never both send it."""
+        return bool(
+            cls.objects(id=session_id, report_sent_at=None).update_one(set__report_sent_at=utcnow())
+        )
+
+
+class AttendanceRecord(Document):
+    """One student's attendance in one session (unique per session and student)."""
+
+    session = ReferenceField(Session, required=True)
+    student_id = StringField(required=True)
+    status = StringField(choices=RECORD_STATUSES, required=True)
+    method = StringField(choices=RECORD_METHODS, default="face")
+    similarity = FloatField()
+    distance_m = FloatField()
+    time = DateTimeField(default=utcnow)  # first marked
+    updated_at = DateTimeField(default=utcnow)
+    synced = BooleanField(default=False)  # accepted by the external API (http backend)
+
+    meta = {
+        "collection": "attendance_records",
+        "indexes": [
+            {"fields": ["session", "student_id"], "unique": True},
+            ("session", "synced"),
+        ],
+    }
+
+    @classmethod
+    def mark(
+        cls,
+        session_id: ObjectId,
+        student_id: str,
+        status: str,
+        method: str = "face",
+        *,
+        similarity: Optional[float] = None,
+        distance_m: Optional[float] = None,
+    ) -> tuple["AttendanceRecord", bool]:
+        """Upsert the record; returns (record, changed).
+
+        Marking the same thing twice changes nothing (``changed`` is False and ``synced`` stays).
+        A later face *failure* never downgrades a student already present.
+        """
+        if status not in RECORD_STATUSES or method not in RECORD_METHODS:
+            raise ValueError(f"bad status/method: {status}/{method}")
+        query = cls.objects(session=session_id, student_id=student_id)
+        existing = query.first()
+        if existing is not None and (
+            (existing.status, existing.method) == (status, method)
+            or (existing.status == "present" and status == "failed")
+        ):
+            return existing, False
+        now = utcnow()
+        fields = {"set__status": status, "set__method": method, "set__updated_at": now, "set__synced": False}
+        if similarity is not None:
+            fields["set__similarity"] = float(similarity)
+        if distance_m is not None:
+            fields["set__distance_m"] = float(distance_m)
+        for attempt in range(2):
+            try:
+                query.update_one(upsert=True, set_on_insert__time=now, **fields)
+                break
+            except NotUniqueError:  # lost an insert race: the other insert exists now, update it
+                if attempt:
+                    raise
+        return query.first(), True
+
+    @classmethod
+    def mark_synced(cls, record_id: ObjectId, updated_at: dt.datetime) -> bool:
+        """Flag as synced unless it changed meanwhile (then the newer change still needs sending)."""
+        return bool(cls.objects(id=record_id, updated_at=updated_at).update_one(set__synced=True))
+
+
+ALL_DOCUMENTS = (Teacher, Batch, Subject, Student, Session, AttendanceRecord)
