@@ -97,7 +97,10 @@ class OtpPolicy:
 
     def check(self, entered: Any, expected: str, failures: int = 0) -> OtpResult:
         limit = max(1, int(self.max_attempts))
-        failures = max(0, int(failures or 0))
+        try:
+            failures = max(0, int(failures or 0))
+        except (TypeError, ValueError):
+            failures = limit  # an unreadable counter must not reopen a locked session
         if failures >= limit:
             return OtpResult(False, "locked", failures, 0, limit)
         code = normalize(entered, digits=len(expected) if expected else OTP_DIGITS)

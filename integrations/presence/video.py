@@ -3,7 +3,8 @@
 Frame choice: frame 7 (as the original system does: past the first frames where the camera is
 still adjusting). If the cheap face detector finds no face there, frames after it are scanned
 (bounded by ``max_scan_frames``, detecting on every ``detect_every``-th) and the sharpest frame
-with a face wins (variance of the Laplacian over the face box). The detector is dlib's HOG
+with a face wins (variance of the Laplacian over the face box); frame 7 alone is also retried at
+up to twice the detection size, for small faces. The detector is dlib's HOG
 frontal detector on a downscaled grey image (OpenCV 5 ships no Haar cascades); the frame
 returned is full resolution.
 
@@ -214,18 +215,21 @@ def _choose(
     every = max(1, int(every))
     decoded = 0
     fallback: Optional[tuple[int, np.ndarray]] = None  # frame shown when no face is found
-    while decoded <= target:
+    frame: Optional[np.ndarray] = None
+    index = -1
+    while decoded <= target:  # retrieve each (~0.1 ms): after a failed grab the last one is gone
         if not cap.grab():
             break
         decoded += 1
-    if decoded == 0:
-        return FrameResult(False, "corrupt_video")
-    ok, frame = cap.retrieve()
-    if not ok or frame is None:
+        ok, picture = cap.retrieve()
+        if ok and picture is not None:
+            frame, index = picture, decoded - 1
+    if frame is None:
         return FrameResult(False, "corrupt_video", frames_decoded=decoded)
-    index = decoded - 1
     h, w = frame.shape[:2]
     sharp = _face_sharpness(frame, detect_size)
+    if sharp is None and max(h, w) > detect_size:  # a student far from the camera: small face
+        sharp = _face_sharpness(frame, min(max(h, w), 2 * detect_size))
     if sharp is not None:
         return FrameResult(True, "ok", _jpeg(frame, quality), index, True, sharp, decoded, w, h)
     fallback = (index, frame)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real face photos and video notes in ``shared/faces`` beside the repo."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+# tests/presence/conftest.py -> parents[2] is the repo checkout; shared/ sits beside it.
+SHARED_FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
+
+
+def _require_faces() -> Path:
+    if not (SHARED_FACES / "obama_1.jpg").is_file():
+        pytest.skip(f"face test data not found at {SHARED_FACES.resolve()} (shared/faces beside the repo)")
+    return SHARED_FACES
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    return _require_faces()
+
+
+@pytest.fixture
+def faces_dir(tmp_path: Path, shared_faces: Path) -> Path:
+    """A FACES_DIR with obama_1.jpg enrolled as batch "b1", student "s1"."""
+    root = tmp_path / "faces"
+    (root / "b1").mkdir(parents=True)
+    shutil.copy(shared_faces / "obama_1.jpg", root / "b1" / "s1.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def note_bytes(shared_faces: Path):
+    """Read a video note by short name: note_bytes("obama_2") -> bytes of note_obama_2.mp4."""
+
+    def read(name: str) -> bytes:
+        return (shared_faces / f"note_{name}.mp4").read_bytes()
+
+    return read
