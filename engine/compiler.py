@@ -1,0 +1,125 @@
+"""Compile a :class:`FlowSpec` into a python-statemachine class, and step it.
+
+The library owns states and transitions; the interpreter only decides *which event* an update
+means (``next``, ``o_ok``, ``cmd_start`` ...) and asks the machine where that event leads.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from statemachine.io import create_machine_class_from_definition
+
+from .spec import FlowSpec, StateSpec
+
+
+def event_next() -> str:
+    return "next"
+
+
+def event_outcome(outcome: str) -> str:
+    return f"o_{outcome}"
+
+
+def event_option(option_id: str) -> str:
+    return f"opt_{option_id}"
+
+
+def event_command(name: str) -> str:
+    return f"cmd_{name}"
+
+
+def event_internal(name: str) -> str:
+    return f"ev_{name}"
+
+
+def _state_transitions(flow: FlowSpec, state: StateSpec, include_global: bool) -> dict:
+    on: dict[str, list[dict[str, Any]]] = {}
+
+    def add(event: str, target: str | None) -> None:
+        if target:
+            on.setdefault(event, []).append({"target": target})
+
+    add(event_next(), state.next)
+    for outcome, handler in state.on.items():
+        add(event_outcome(outcome), handler.goto)
+    for option in state.options:
+        add(event_option(option.id), option.goto)
+    if state.timeout:
+        add("timeout", state.timeout.goto)
+    if state.retry:
+        add("retry", state.retry.goto)
+    commands = {**(flow.commands if include_global else {}), **state.commands}
+    for name, handler in commands.items():
+        add(event_command(name), handler.goto)
+    events = {**(flow.events if include_global else {}), **state.events}
+    for name, handler in events.items():
+        add(event_internal(name), handler.goto)
+    return on
+
+
+def compile_machine(flow: FlowSpec, include_global: bool = True) -> type:
+    """Build the StateChart class of a flow.
+
+    ``include_global`` adds the flow-wide commands and events as transitions out of every
+    state (the runtime needs them); diagrams leave them out to stay readable and then mark the
+    flow's final states as final.
+    """
+    states: dict[str, dict[str, Any]] = {}
+    for name, state in flow.states.items():
+        transitions = _state_transitions(flow, state, include_global)
+        definition: dict[str, Any] = {"initial": name == flow.start}
+        if transitions:
+            definition["on"] = transitions
+        # A final flow state still answers /start, so at runtime it is not final to the library.
+        if state.final and not transitions:
+            definition["final"] = True
+        states[name] = definition
+    class_name = "".join(part.title() for part in flow.name.split("_")) + "Flow"
+    return create_machine_class_from_definition(
+        class_name,
+        states=states,
+        validate_final_reachability=False,
+        validate_trap_states=include_global,
+        validate_disconnected_states=include_global,
+    )
+
+
+class _Holder:
+    """The model object the machine reads and writes its state on."""
+
+    state: Any = None
+
+
+class Stepper:
+    """Fires one event from a given state on a reused machine instance.
+
+    Creating a machine costs ~0.5 ms; reusing one costs ~0.08 ms. Steps are synchronous (no
+    await between setting the state and reading the result), so one instance per flow is safe
+    under asyncio. A machine that reached a library-final state is replaced.
+    """
+
+    def __init__(self, machine_class: type) -> None:
+        self._cls = machine_class
+        self._events: dict[str, frozenset[str]] = {
+            state.id: frozenset(e for t in state.transitions for e in t.events)
+            for state in machine_class.states
+        }
+        self._holder = _Holder()
+        self._sm = self._new()
+
+    def _new(self) -> Any:
+        self._holder = _Holder()
+        return self._cls(model=self._holder)
+
+    def has_transition(self, state: str, event: str) -> bool:
+        return event in self._events.get(state, ())
+
+    def target(self, state: str, event: str) -> str | None:
+        """Where ``event`` leads from ``state``; None when that event has no transition there."""
+        if not self.has_transition(state, event):
+            return None
+        if self._sm.is_terminated:
+            self._sm = self._new()
+        self._holder.state = state
+        self._sm.send(event)
+        return str(self._holder.state)

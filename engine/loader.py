@@ -1,0 +1,142 @@
+"""Read flow files: YAML (with lines) → JSON Schema → FlowSpec → semantic checks → machine."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import jsonschema
+import yaml
+from statemachine.exceptions import InvalidDefinition
+
+from .checker import FlowError, check_flow
+from .compiler import Stepper, compile_machine
+from .hooks import HookRegistry
+from .spec import FlowSpec, build_spec
+from .yaml_lines import duplicates_of, line_of, load_yaml_with_lines
+
+SCHEMA_PATH = Path(__file__).with_name("flow.schema.json")
+
+
+@lru_cache(maxsize=1)
+def flow_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@dataclass
+class CompiledFlow:
+    spec: FlowSpec
+    machine: type
+    stepper: Stepper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stepper = Stepper(self.machine)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class FlowLoadError(Exception):
+    def __init__(self, errors: list[FlowError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def _schema_errors(raw: Any, path: str) -> list[FlowError]:
+    validator = jsonschema.Draft202012Validator(flow_schema())
+    out = []
+    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
+        node, line = raw, line_of(raw, default=1)
+        state = None
+        parts = list(error.path)
+        for i, part in enumerate(parts):
+            line = line_of(node, part, line)
+            if i == 1 and parts[0] == "states":
+                state = str(part)
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        where = ".".join(str(p) for p in parts[2:] if state) if state else ".".join(map(str, parts))
+        message = error.message if len(error.message) < 200 else error.message[:200] + "…"
+        if error.validator == "oneOf":
+            message = f"{where or 'value'} must be a state name or a mapping of say/goto"
+        elif where:
+            message = f"{where}: {message}"
+        out.append(FlowError(path, line, message, state, "wrong_type"))
+    return out
+
+
+def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowError]]:
+    """Parse and check one flow; return it compiled when it has no errors."""
+    try:
+        raw = load_yaml_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        return None, [FlowError(path, line, f"YAML syntax: {getattr(exc, 'problem', exc)}", kind="yaml")]
+    if not isinstance(raw, dict):
+        return None, [FlowError(path, 1, "a flow file must be a mapping", kind="wrong_type")]
+    errors = [
+        FlowError(path, line, f"duplicate key '{key}'", kind="duplicate")
+        for key, line in duplicates_of(raw)
+    ]
+    states_node = raw.get("states")
+    errors += [
+        FlowError(path, line, "duplicate state", str(key), "duplicate")
+        for key, line in duplicates_of(states_node)
+    ]
+    errors += _schema_errors(raw, path)
+    if errors:
+        return None, errors
+    spec = build_spec(raw, path)
+    errors = check_flow(spec, hooks)
+    if errors:
+        return None, errors
+    try:
+        machine = compile_machine(spec)
+    except InvalidDefinition as exc:
+        return None, [FlowError(path, 1, f"state machine: {exc}", kind="machine")]
+    return CompiledFlow(spec, machine), []
+
+
+def load_flow(path: Path | str, hooks: HookRegistry) -> CompiledFlow:
+    path = Path(path)
+    flow, errors = parse_flow(path.read_text(encoding="utf-8"), str(path), hooks)
+    if errors or flow is None:
+        raise FlowLoadError(errors)
+    return flow
+
+
+def flow_files(target: Path | str) -> list[Path]:
+    target = Path(target)
+    if target.is_dir():
+        return sorted(p for p in target.glob("*.y*ml") if not p.name.startswith("_"))
+    return [target]
+
+
+def check_paths(paths: Iterable[Path | str], hooks: HookRegistry) -> list[FlowError]:
+    """Every error of every flow file under the given paths (files or folders)."""
+    errors: list[FlowError] = []
+    seen_bots: dict[str, str] = {}
+    for target in paths:
+        for file in flow_files(target):
+            flow, errs = parse_flow(file.read_text(encoding="utf-8"), str(file), hooks)
+            errors += errs
+            if flow:
+                other = seen_bots.setdefault(flow.spec.bot, str(file))
+                if other != str(file):
+                    errors.append(FlowError(str(file), 1, f"bot '{flow.spec.bot}' is already served by {other}", kind="duplicate"))
+    return errors
+
+
+def load_flows(target: Path | str, hooks: HookRegistry) -> dict[str, CompiledFlow]:
+    """All flows in a folder (or one file), keyed by the bot that serves them."""
+    errors = check_paths([target], hooks)
+    if errors:
+        raise FlowLoadError(errors)
+    flows = [load_flow(p, hooks) for p in flow_files(target)]
+    return {f.spec.bot: f for f in flows}

@@ -1,0 +1,93 @@
+"""Turn flow texts and options into reply actions.
+
+Placeholders are filled with plain `{name}` lookups only: no attribute or index access, so a
+user's answer can never reach into Python objects through a template.
+"""
+from __future__ import annotations
+
+import logging
+import string
+from typing import Any, Mapping, Optional, Sequence
+
+from .spec import StateSpec
+from .types import Button, InlineButton, SendText
+
+log = logging.getLogger(__name__)
+
+TICK = "✅ "
+MAX_TEXT = 4096  # Telegram's message length limit
+
+
+class _SafeFormatter(string.Formatter):
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if not field_name.isidentifier():
+            raise KeyError(field_name)
+        return self.get_value(field_name, args, kwargs), field_name
+
+    def get_value(self, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if key in kwargs:
+            value = kwargs[key]
+            return "" if value is None else value
+        raise KeyError(key)
+
+
+_FORMATTER = _SafeFormatter()
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """Fill `{placeholders}`; a missing one is logged and left as written, never raised."""
+    try:
+        result = _FORMATTER.vformat(text, (), values)
+    except (KeyError, ValueError, IndexError) as exc:
+        log.warning("placeholder problem %s in text %r", exc, text[:60])
+        result = text
+    return result[:MAX_TEXT]
+
+
+def callback_data(epoch: int, choice: str) -> str:
+    """Button data ties a tap to one state entry: an old or forged button is refused."""
+    return f"{epoch}|{choice}"
+
+
+def parse_callback(data: str) -> tuple[Optional[int], str]:
+    epoch, sep, choice = data.partition("|")
+    if not sep or not epoch.isdigit():
+        return None, ""
+    return int(epoch), choice
+
+
+def inline_options(
+    options: Sequence[tuple[str, str]],
+    epoch: int,
+    selected: Sequence[str] = (),
+    done_label: Optional[str] = None,
+) -> list[list[InlineButton]]:
+    rows = [
+        [InlineButton((TICK if opt_id in selected else "") + label, callback_data(epoch, f"o{i}"))]
+        for i, (opt_id, label) in enumerate(options)
+    ]
+    if done_label:
+        rows.append([InlineButton(done_label, callback_data(epoch, "done"))])
+    return rows
+
+
+def prompt_action(
+    state: StateSpec,
+    values: Mapping[str, Any],
+    epoch: int,
+    options: Sequence[tuple[str, str]] = (),
+    selected: Sequence[str] = (),
+) -> SendText:
+    """The message that asks for a state's input, with the right keyboard."""
+    text = fill(state.prompt or "", values)
+    if state.ask in ("contact", "location") and state.button:
+        button = Button(fill(state.button, values), request=state.ask)  # type: ignore[arg-type]
+        return SendText(text, keyboard=[[button]])
+    if state.ask == "choice":
+        return SendText(text, inline=inline_options(options, epoch))
+    if state.ask == "multichoice":
+        done = fill(state.done_label or "Done", values)
+        return SendText(text, inline=inline_options(options, epoch, selected, done))
+    if state.suggestions:
+        return SendText(text, keyboard=[[Button(fill(s, values)) for s in state.suggestions]])
+    return SendText(text, remove_keyboard=state.ask in ("text", "number", "video_note"))

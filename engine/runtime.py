@@ -1,0 +1,199 @@
+"""The engine: per-chat ordering, persistence after every step, timers, and delivery.
+
+Updates of one chat run strictly one after another; different chats run concurrently. A step
+that raises leaves the stored conversation untouched and answers with the flow's error text.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Awaitable, Callable, Optional
+
+from .context import request_id_var
+from .hooks import HookRegistry
+from .interpreter import TIMEOUT_EVENT, Step, is_transient
+from .loader import CompiledFlow
+from .store import Conversation, ConversationStore, Key, MemoryStore, VersionConflict
+from .timers import TimerService
+from .types import Event, Outgoing, ReplyAction, SendText, Update
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Outgoing], Awaitable[None]]
+
+
+class _ChatLocks:
+    """One lock per chat, dropped when nobody holds or waits for it (bounded memory)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._users: dict[Key, int] = defaultdict(int)
+
+    async def __aenter__(self) -> None:  # pragma: no cover - use hold()
+        raise NotImplementedError
+
+    def hold(self, key: Key) -> "_Held":
+        return _Held(self, key)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Held:
+    def __init__(self, owner: _ChatLocks, key: Key) -> None:
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self) -> None:
+        owner = self.owner
+        lock = owner._locks.get(self.key)
+        if lock is None:
+            lock = owner._locks[self.key] = asyncio.Lock()
+        owner._users[self.key] += 1
+        await lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        owner = self.owner
+        owner._locks[self.key].release()
+        owner._users[self.key] -= 1
+        if owner._users[self.key] == 0:
+            del owner._users[self.key]
+            del owner._locks[self.key]
+
+
+class Engine:
+    def __init__(
+        self,
+        flows: dict[str, CompiledFlow],
+        hooks: HookRegistry,
+        store: Optional[ConversationStore] = None,
+        services: Any = None,
+        clock: Callable[[], float] = time.time,
+        use_timers: bool = True,
+    ) -> None:
+        self.flows = flows  # by bot name
+        self.hooks = hooks
+        self.store: ConversationStore = store or MemoryStore()
+        self.services = services
+        self.clock = clock
+        self._sinks: list[Sink] = []
+        self._locks = _ChatLocks()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+        self.timers: Optional[TimerService] = TimerService(self._fire_timeout) if use_timers else None
+        self.stats: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ lifecycle
+    def add_sink(self, sink: Sink) -> None:
+        """Where replies go (a transport); several sinks each get every reply."""
+        self._sinks.append(sink)
+
+    async def start(self) -> int:
+        """Start timers and re-arm every stored deadline; returns how many were re-armed."""
+        if self.timers is None:
+            return 0
+        self.timers.start()
+        pending = await self.store.with_deadlines()
+        for conv in pending:
+            self.timers.schedule(conv.key, conv.epoch, conv.deadline or self.clock())
+        return len(pending)
+
+    async def drain(self) -> None:
+        """Stop taking updates and wait for the in-flight ones to finish."""
+        self._accepting = False
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self.timers:
+            self.timers.shutdown()
+        await self.store.close()
+
+    # ------------------------------------------------------------------ input
+    async def post_event(
+        self, bot: str, chat_id: int, name: str, data: Optional[dict[str, Any]] = None,
+        user_id: Optional[int] = None,
+    ) -> list[ReplyAction]:
+        """Deliver an internal event (report ready, verification done) to one conversation."""
+        update = Update(bot, chat_id, user_id if user_id is not None else chat_id, "event",
+                        Event(name, data or {}))
+        return await self.submit(update)
+
+    async def _fire_timeout(self, key: Key, epoch: int) -> None:
+        await self.post_event(key[0], key[1], TIMEOUT_EVENT, {"epoch": epoch})
+
+    async def submit(self, update: Update) -> list[ReplyAction]:
+        """Handle one update in its chat's turn, persist, deliver; never raises."""
+        if not self._accepting:
+            log.warning("update refused: engine is stopping", extra={"request_id": update.request_id})
+            return []
+        self._in_flight += 1
+        self._idle.clear()
+        token = request_id_var.set(update.request_id)
+        try:
+            async with self._locks.hold(update.key):
+                actions = await self._process(update)
+                if actions:
+                    await self._deliver(Outgoing(update.bot, update.chat_id, tuple(actions), update.request_id))
+            return actions
+        finally:
+            request_id_var.reset(token)
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _deliver(self, out: Outgoing) -> None:
+        for sink in self._sinks:
+            try:
+                await sink(out)
+            except Exception:  # a transport failure must not undo a saved step
+                log.exception("delivery failed", extra={"request_id": out.request_id})
+
+    async def _process(self, update: Update) -> list[ReplyAction]:
+        flow = self.flows.get(update.bot)
+        if flow is None:
+            log.error("no flow serves bot %r", update.bot)
+            return []
+        for attempt in (1, 2):
+            conv = await self.store.get(update.key)
+            before = conv.clone() if conv else None
+            fresh = conv is None or conv.flow != flow.name or conv.state not in flow.spec.states
+            if fresh:
+                if update.kind == "event":
+                    return []  # nothing to time out or notify
+                conv = Conversation(update.bot, update.chat_id, update.user_id, flow.name,
+                                    flow.spec.start, dict(flow.spec.data),
+                                    version=conv.version if conv else 0)
+            assert conv is not None
+            step = Step(flow, conv, update, self.hooks, self.services, self.clock)
+            try:
+                await (step.start() if fresh else step.handle())
+            except Exception:
+                self.stats["errors"] += 1
+                log.exception("step failed in %s/%s", flow.name, conv.state,
+                              extra={"request_id": update.request_id})
+                return [SendText(flow.spec.texts["error"])]
+            step.conv.data = {k: v for k, v in step.conv.data.items() if not is_transient(k)}
+            try:
+                await self.store.save(step.conv)
+            except VersionConflict:
+                self.stats["conflicts"] += 1
+                log.warning("conversation changed under us (attempt %d)", attempt,
+                            extra={"request_id": update.request_id})
+                continue
+            self.stats["updates"] += 1
+            self._rearm(before, step.conv)
+            return step.actions
+        return [SendText(flow.spec.texts["error"])]
+
+    def _rearm(self, before: Optional[Conversation], after: Conversation) -> None:
+        if self.timers is None:
+            return
+        if after.deadline is not None:
+            if before is None or before.deadline != after.deadline or before.epoch != after.epoch:
+                self.timers.schedule(after.key, after.epoch, after.deadline)
+        elif before is not None and before.deadline is not None:
+            self.timers.cancel(after.key)

@@ -1,0 +1,12 @@
+"""The hook registry of the whole app: every hook any shipped flow may call."""
+from __future__ import annotations
+
+from engine.hooks import HookRegistry
+
+from . import example_hooks
+
+
+def build_registry() -> HookRegistry:
+    registry = HookRegistry()
+    example_hooks.register(registry)
+    return registry

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Attendance Flows command line: run the bots, check/simulate/draw flows, run the demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.loader import check_paths, flow_files
+    from integrations.app_hooks import build_registry
+
+    errors = check_paths(args.paths, build_registry())
+    for error in errors:
+        print(error)
+    files = [f for p in args.paths for f in flow_files(p)]
+    if errors:
+        print(f"{len(errors)} problem(s) in {len(files)} flow file(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(files)} flow file(s) checked")
+    return 0
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from engine.diagram import draw, markdown
+    from engine.loader import load_flow
+    from integrations.app_hooks import build_registry
+
+    flow = load_flow(args.flow, build_registry())
+    text = markdown(flow.spec) if args.format == "markdown" else draw(flow.spec, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    from engine.script import run_script
+    from engine.simulator import InputError, SimUser, Simulator
+    from integrations.app import build_engine
+
+    script = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
+    if not flows:
+        print("name a flow file (or give a script with `flows:`)", file=sys.stderr)
+        return 2
+    engine = build_engine(flows if isinstance(flows, str) else flows[0])
+    await engine.start()
+    sim = Simulator(engine, echo=print if (not args.script or args.verbose) else None)
+    try:
+        if script:
+            default_bot = next(iter(engine.flows))
+            result = await run_script(sim, script, default_bot)
+            for failure in result.failures:
+                print("FAIL", failure)
+            print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")
+            return 0 if result.ok else 1
+        bot = next(iter(engine.flows))
+        user = SimUser("you", args.user_id, bot, args.first_name)
+        print(f"Simulating bot '{bot}'. Type messages; /location LAT LON [ACC], /contact PHONE, "
+              "/video FILE.mp4, /tap BUTTON, /forward ..., /timeout, /event NAME {json}; Ctrl-D quits.")
+        await sim.send(user, "/start")
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return 0
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                await sim.send(user, line)
+            except InputError as exc:
+                print(f"  (simulator) {exc}")
+    finally:
+        await engine.stop()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    return asyncio.run(_simulate(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.flow = None
+    args.script = str(ROOT / "flows" / "scripts" / "example_happy.yaml")
+    args.verbose = True
+    return cmd_simulate(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from integrations.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    missing = settings.missing_for_telegram()
+    if missing:
+        print("Cannot start the Telegram bots; these settings are missing: " + ", ".join(missing)
+              + ".\nSet them in .env (see .env.example and docs/deployment.md), or try the offline "
+              "demo: python run.py demo", file=sys.stderr)
+        return 2
+    print("Telegram transport is not wired yet", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("run", help="run both Telegram bots (the default)").set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="check flow files; exit 1 on any problem")
+    p.add_argument("paths", nargs="*", default=["flows"])
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("simulate", help="talk to a flow offline, or replay a --script")
+    p.add_argument("flow", nargs="?")
+    p.add_argument("--script", help="YAML script of inputs and expected replies")
+    p.add_argument("--user-id", type=int, default=1001)
+    p.add_argument("--first-name", default="Tester")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of a script")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("draw", help="diagram of a flow")
+    p.add_argument("flow")
+    p.add_argument("--format", choices=["mermaid", "dot", "markdown"], default="mermaid")
+    p.add_argument("--output", "-o")
+    p.set_defaults(func=cmd_draw)
+
+    p = sub.add_parser("demo", help="offline demo on embedded defaults")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        args = parser.parse_args(["run", *(argv or [])])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
