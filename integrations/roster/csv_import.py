@@ -1,0 +1,281 @@
+"""Import the local roster from one CSV file (format: docs/roster-csv.md).
+
+The whole file is validated first and every bad row is reported with its line number; nothing
+is written unless the file is clean. Writes are upserts keyed by teacher email and student id,
+so importing again updates rows and never duplicates them.
+
+    python -m integrations.roster.csv_import import scripts/sample_roster.csv [--uri URI]
+    python -m integrations.roster.csv_import hash-password   # prints a scrypt hash for the CSV
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, TextIO, Union
+
+from integrations.crypto import hash_password, is_password_hash, verify_password
+from integrations.models import Assignment, Batch, Student, Subject, Teacher, utcnow
+from integrations.roster.phones import normalise_phone
+
+COLUMNS = ("role", "id", "name", "phone", "email", "password", "batch", "subject")
+REQUIRED_COLUMNS = ("role", "id", "name", "batch")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STUDENT_ID = re.compile(r"^\S+$")
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class CsvImportError(ValueError):
+    """The file has problems; ``errors`` lists every one with its line number."""
+
+    def __init__(self, errors: list[RowError], source: str = "roster"):
+        self.errors = errors
+        shown = "\n".join(f"  {e}" for e in errors[:50])
+        more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(f"{source}: {len(errors)} problem(s), nothing imported:\n{shown}{more}")
+
+
+@dataclass
+class ImportResult:
+    teachers_created: int = 0
+    teachers_updated: int = 0
+    students_created: int = 0
+    students_updated: int = 0
+    batches: int = 0
+    subjects: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"teachers: {self.teachers_created} new, {self.teachers_updated} updated; "
+            f"students: {self.students_created} new, {self.students_updated} updated; "
+            f"{self.batches} batches, {self.subjects} subjects"
+        )
+
+
+@dataclass
+class _Teacher:
+    line: int
+    email: str
+    name: str
+    phone: str
+    password: str = ""
+    assignments: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass
+class _Student:
+    line: int
+    student_id: str
+    name: str
+    phone: str
+    batch: str
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(";") if v.strip()]
+
+
+def _phone(raw: str, line: int, errors: list[RowError]) -> str:
+    digits = normalise_phone(raw)
+    if raw.strip() and not 10 <= len(digits) <= 15:
+        errors.append(RowError(line, f"phone {raw.strip()!r} must have 10 to 15 digits"))
+    return digits
+
+
+def _codes(raw: str, what: str, line: int, errors: list[RowError]) -> list[str]:
+    codes = _split(raw)
+    if not codes:
+        errors.append(RowError(line, f"{what} is required"))
+    return codes
+
+
+def parse_roster(stream: TextIO) -> tuple[dict[str, _Teacher], dict[str, _Student], list[RowError]]:
+    """Validate every row; returns teachers by email, students by id, and all errors."""
+    errors: list[RowError] = []
+    teachers: dict[str, _Teacher] = {}
+    students: dict[str, _Student] = {}
+    reader = csv.reader(stream)
+    header: Optional[list[str]] = None
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lower() for c in row]
+            unknown = [c for c in header if c not in COLUMNS]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if unknown:
+                errors.append(RowError(line, f"unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}"))
+            if missing:
+                errors.append(RowError(line, f"missing column(s) {', '.join(missing)}"))
+            if unknown or missing:
+                return teachers, students, errors
+            continue
+        if len(row) > len(header):
+            errors.append(RowError(line, f"{len(row)} fields but the header has {len(header)} (unquoted comma?)"))
+            continue
+        cell = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
+        cell.update({name: "" for name in COLUMNS if name not in cell})
+        role = cell["role"].lower()
+        if role == "teacher":
+            _teacher_row(cell, line, teachers, errors)
+        elif role == "student":
+            _student_row(cell, line, students, errors)
+        else:
+            errors.append(RowError(line, f"role must be 'teacher' or 'student', not {cell['role']!r}"))
+    if header is None:
+        errors.append(RowError(1, "the file is empty (expected a header row)"))
+    return teachers, students, errors
+
+
+def _teacher_row(cell: dict, line: int, teachers: dict[str, _Teacher], errors: list[RowError]) -> None:
+    email = cell["email"].lower()
+    if not _EMAIL.match(email):
+        errors.append(RowError(line, f"teacher email {cell['email']!r} is missing or invalid"))
+        return
+    if not cell["name"]:
+        errors.append(RowError(line, "teacher name is required"))
+    phone = _phone(cell["phone"], line, errors)
+    batches = _codes(cell["batch"], "batch", line, errors)
+    subjects = _codes(cell["subject"], "subject", line, errors)
+    new = _Teacher(line, email, cell["name"], phone, cell["password"], {(b, s) for b in batches for s in subjects})
+    old = teachers.get(email)
+    if old is None:
+        teachers[email] = new
+        return
+    for attr in ("name", "phone", "password"):
+        mine, theirs = getattr(new, attr), getattr(old, attr)
+        if mine and theirs and mine != theirs:
+            errors.append(RowError(line, f"teacher {email}: {attr} differs from line {old.line}"))
+        elif mine:
+            setattr(old, attr, mine)
+    old.assignments |= new.assignments
+
+
+def _student_row(cell: dict, line: int, students: dict[str, _Student], errors: list[RowError]) -> None:
+    sid = cell["id"]
+    if not _STUDENT_ID.match(sid):
+        errors.append(RowError(line, f"student id {sid!r} is missing or contains spaces"))
+        return
+    if not cell["name"]:
+        errors.append(RowError(line, "student name is required"))
+    phone = _phone(cell["phone"], line, errors)
+    batches = _codes(cell["batch"], "batch", line, errors)
+    if len(batches) > 1:
+        errors.append(RowError(line, "a student belongs to exactly one batch"))
+    if cell["password"]:
+        errors.append(RowError(line, "students have no password; leave the column empty"))
+    if sid in students:
+        errors.append(RowError(line, f"student {sid} already on line {students[sid].line}"))
+        return
+    students[sid] = _Student(line, sid, cell["name"], phone, batches[0] if batches else "")
+
+
+def _password_update(new: str, current: Optional[str]) -> Optional[str]:
+    """The hash to store, or None to keep the current one."""
+    if not new:
+        return None
+    if is_password_hash(new):
+        return None if new == current else new
+    return None if verify_password(new, current) else hash_password(new)
+
+
+def import_roster(source: Union[str, Path, TextIO]) -> ImportResult:
+    """Validate and import; raises CsvImportError (and writes nothing) if any row is bad."""
+    if isinstance(source, (str, Path)):
+        name = str(source)
+        with open(source, encoding="utf-8-sig", newline="") as fh:
+            teachers, students, errors = parse_roster(fh)
+    else:
+        name = getattr(source, "name", "roster")
+        teachers, students, errors = parse_roster(source)
+    for t in teachers.values():
+        if not t.password and not Teacher.objects(email=t.email).only("password_hash").first():
+            errors.append(RowError(t.line, f"new teacher {t.email} needs a password"))
+    if errors:
+        raise CsvImportError(sorted(errors, key=lambda e: e.line), name)
+    return _write(teachers.values(), students.values())
+
+
+def import_roster_text(text: str) -> ImportResult:
+    return import_roster(io.StringIO(text))
+
+
+def _write(teachers: Iterable[_Teacher], students: Iterable[_Student]) -> ImportResult:
+    result = ImportResult()
+    batches: set[str] = set()
+    subjects: set[str] = set()
+    now = utcnow()
+    for t in teachers:
+        existing = Teacher.objects(email=t.email).only("password_hash").first()
+        fields = {
+            "set__name": t.name,
+            "set__assignments": [Assignment(batch=b, subject=s) for b, s in sorted(t.assignments)],
+            "set__updated_at": now,
+        }
+        if t.phone:
+            fields["set__phone"] = t.phone
+        new_hash = _password_update(t.password, existing.password_hash if existing else None)
+        if new_hash:
+            fields["set__password_hash"] = new_hash
+        Teacher.objects(email=t.email).update_one(upsert=True, set_on_insert__created_at=now, **fields)
+        result.teachers_updated += bool(existing)
+        result.teachers_created += not existing
+        batches |= {b for b, _ in t.assignments}
+        subjects |= {s for _, s in t.assignments}
+    for s in students:
+        res = Student.objects(student_id=s.student_id).update_one(
+            upsert=True, full_result=True,
+            set__name=s.name, set__phone=s.phone, set__batch=s.batch,
+        )
+        created = res.upserted_id is not None
+        result.students_created += created
+        result.students_updated += not created
+        batches.add(s.batch)
+    for code in batches:
+        Batch.objects(code=code).update_one(upsert=True, set_on_insert__name=code)
+    for code in subjects:
+        Subject.objects(code=code).update_one(upsert=True, set_on_insert__name=code)
+    result.batches, result.subjects = len(batches), len(subjects)
+    return result
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m integrations.roster.csv_import")
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="import a roster CSV into MongoDB")
+    imp.add_argument("path")
+    imp.add_argument("--uri", help="MongoDB URI (default: MONGODB_URI)")
+    sub.add_parser("hash-password", help="read a password and print its scrypt hash for the CSV")
+    args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        import getpass
+
+        print(hash_password(getpass.getpass("Password: ")))
+        return 0
+    from integrations.db import connect_db, ensure_indexes
+
+    connect_db(args.uri)
+    ensure_indexes()
+    try:
+        print(import_roster(args.path))
+    except CsvImportError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

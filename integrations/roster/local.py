@@ -1,0 +1,82 @@
+"""The local roster: teachers, batches, subjects and students in MongoDB (imported from CSV)."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from integrations.api.errors import BAD_CREDENTIALS, PHONE_MISMATCH, REJECTED, RosterError
+from integrations.crypto import hash_password, verify_password
+from integrations.models import AttendanceRecord, Student, Teacher
+from integrations.roster import records
+from integrations.roster.base import (
+    Assignment,
+    Report,
+    RosterBackend,
+    StudentInfo,
+    SubmitResult,
+    TeacherInfo,
+)
+from integrations.roster.phones import normalise_phone, phones_match
+
+log = logging.getLogger(__name__)
+
+# Checked when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+class LocalRoster(RosterBackend):
+    name = "local"
+
+    def login(self, telegram_id: int, phone: str, email: str, password: str) -> TeacherInfo:
+        email = email.strip().lower()
+        teacher = Teacher.objects(email=email).first()
+        if not verify_password(password, teacher.password_hash if teacher else _DUMMY_HASH) or teacher is None:
+            log.info("local login refused for telegram user %s", telegram_id)
+            raise RosterError(BAD_CREDENTIALS, "wrong email or password")
+        if teacher.phone and phone and not phones_match(teacher.phone, phone):
+            raise RosterError(PHONE_MISMATCH, "contact phone differs from the roster")
+        fields = {} if teacher.phone else {"phone": normalise_phone(phone)}
+        bound = records.bind(telegram_id, email, **fields)
+        log.info("teacher %s logged in (local roster)", telegram_id)
+        return records.teacher_info(bound)
+
+    def find_teacher(self, telegram_id: int) -> Optional[TeacherInfo]:
+        teacher = Teacher.objects(telegram_id=int(telegram_id)).first()
+        return records.teacher_info(teacher) if teacher else None
+
+    def logout(self, telegram_id: int) -> None:
+        Teacher.objects(telegram_id=int(telegram_id)).update(unset__telegram_id=True)
+
+    def assignments(self, telegram_id: int) -> list[Assignment]:
+        teacher = records.teacher_doc(telegram_id)
+        return sorted({Assignment(a.batch, a.subject) for a in teacher.assignments})
+
+    def students(self, telegram_id: int, batch: str, subject: str) -> list[StudentInfo]:
+        if Assignment(batch, subject) not in self.assignments(telegram_id):
+            raise RosterError(REJECTED, f"teacher does not teach {subject} to {batch}")
+        return [
+            StudentInfo(s.student_id, s.name, s.batch, s.phone or "")
+            for s in Student.objects(batch=batch).order_by("student_id")
+        ]
+
+    def submit(
+        self,
+        session_id: str,
+        student_id: str,
+        status: str,
+        method: str = "face",
+        *,
+        similarity: Optional[float] = None,
+        distance_m: Optional[float] = None,
+    ) -> SubmitResult:
+        session = records.get_session(session_id)
+        records.require_snapshot_student(session, student_id)
+        record, changed = AttendanceRecord.mark(
+            session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
+        )
+        if not record.synced:  # nothing to sync to: the database is the system of record
+            AttendanceRecord.mark_synced(record.id, record.updated_at)
+        return SubmitResult(student_id, record.status, record.method, changed, True)
+
+    def report(self, session_id: str) -> Report:
+        return records.build_report(records.get_session(session_id))

@@ -1,0 +1,125 @@
+"""Async functions the flows call (as hooks); they run the blocking backend off the event loop.
+
+Every failure is a :class:`RosterError` (``ApiError`` for the external API) with ``message_key``.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
+
+from integrations.api.errors import NOT_OWN_CONTACT, RosterError
+from integrations.roster.base import (
+    Assignment,
+    Report,
+    RosterBackend,
+    StudentInfo,
+    SubmitResult,
+    TeacherInfo,
+)
+from integrations.roster.phones import normalise_phone
+
+T = TypeVar("T")
+
+
+class ContactLike(Protocol):
+    phone: str
+    user_id: Optional[int]
+
+
+def check_own_contact(contact: ContactLike, sender_user_id: int) -> str:
+    """The sender's own phone (digits), or RosterError("not_own_contact").
+
+    A shared contact is the sender's own only if its user id is the sender's user id; a contact
+    card of someone else (or a typed number) has another or no user id.
+    """
+    phone = normalise_phone(getattr(contact, "phone", ""))
+    if getattr(contact, "user_id", None) != sender_user_id or not phone:
+        raise RosterError(NOT_OWN_CONTACT, "the shared contact is not the sender's own")
+    return phone
+
+
+def snapshot(students: Iterable[StudentInfo]) -> list[dict[str, str]]:
+    """Students as the session's snapshot entries ({student_id, name, batch, phone})."""
+    return [{"student_id": s.student_id, "name": s.name, "batch": s.batch, "phone": s.phone} for s in students]
+
+
+class RosterService:
+    """Async facade over a :class:`RosterBackend`; one per process."""
+
+    def __init__(self, backend: RosterBackend, *, max_workers: int = 16):
+        self.backend = backend
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="roster")
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.backend.close()
+
+    # -- teachers
+
+    async def login_teacher(self, telegram_id: int, phone: str, email: str, password: str) -> TeacherInfo:
+        """Check credentials and bind the account to ``telegram_id``; ``phone`` from check_own_contact."""
+        return await self._run(self.backend.login, telegram_id, phone, email, password)
+
+    async def find_teacher(self, telegram_id: int) -> Optional[TeacherInfo]:
+        """The returning teacher bound to ``telegram_id``, or None."""
+        return await self._run(self.backend.find_teacher, telegram_id)
+
+    async def logout_teacher(self, telegram_id: int) -> None:
+        await self._run(self.backend.logout, telegram_id)
+
+    # -- batches, subjects, students
+
+    async def list_assignments(self, telegram_id: int) -> list[Assignment]:
+        return await self._run(self.backend.assignments, telegram_id)
+
+    async def list_batches(self, telegram_id: int) -> list[str]:
+        return sorted({a.batch for a in await self.list_assignments(telegram_id)})
+
+    async def list_subjects(self, telegram_id: int, batches: Optional[Iterable[str]] = None) -> list[str]:
+        """Subjects the teacher teaches to any of ``batches`` (all batches if None)."""
+        chosen = None if batches is None else set(batches)
+        return sorted(
+            {a.subject for a in await self.list_assignments(telegram_id) if chosen is None or a.batch in chosen}
+        )
+
+    async def load_students(self, telegram_id: int, batches: Iterable[str], subject: str) -> list[StudentInfo]:
+        """Students of several batches, loaded concurrently; all or nothing.
+
+        Sorted by (batch, student id); a student listed in two batches appears once.
+        """
+        batches = list(dict.fromkeys(batches))
+        results = await asyncio.gather(
+            *(self._run(self.backend.students, telegram_id, b, subject) for b in batches)
+        )
+        merged: dict[str, StudentInfo] = {}
+        for students in results:
+            for s in students:
+                merged.setdefault(s.student_id, s)
+        return sorted(merged.values(), key=lambda s: (s.batch, s.student_id))
+
+    # -- attendance
+
+    async def submit_attendance(
+        self,
+        session_id: str,
+        student_id: str,
+        status: str,
+        method: str = "face",
+        *,
+        similarity: Optional[float] = None,
+        distance_m: Optional[float] = None,
+    ) -> SubmitResult:
+        """Record one student's attendance; repeating it is harmless (one record per session+student)."""
+        return await self._run(
+            self.backend.submit, session_id, student_id, status, method, similarity=similarity, distance_m=distance_m
+        )
+
+    async def report(self, session_id: str) -> Report:
+        """Report data for a session: every snapshot student with their status."""
+        return await self._run(self.backend.report, session_id)
