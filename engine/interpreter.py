@@ -73,6 +73,7 @@ class Step:
         self.services = services
         self.clock = clock
         self.actions: list[ReplyAction] = []
+        self.trace: list[str] = []  # every state entered during this step, in order
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -177,6 +178,7 @@ class Step:
     async def enter(self, target: str) -> None:
         for _ in range(MAX_HOPS):
             state = self.spec.states[target]
+            self.trace.append(target)
             self.conv.state = target
             self.conv.epoch += 1
             self.conv.retries = 0

@@ -25,17 +25,19 @@ class _SafeFormatter(string.Formatter):
         return self.get_value(field_name, args, kwargs), field_name
 
     def get_value(self, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        if key in kwargs:
-            value = kwargs[key]
-            return "" if value is None else value
-        raise KeyError(key)
+        value = kwargs.get(key)
+        if value is None:
+            # Checked flows only name keys that *can* be set; one not set yet reads as empty.
+            log.debug("placeholder {%s} has no value yet", key)
+            return ""
+        return value
 
 
 _FORMATTER = _SafeFormatter()
 
 
 def fill(text: str, values: Mapping[str, Any]) -> str:
-    """Fill `{placeholders}`; a missing one is logged and left as written, never raised."""
+    """Fill `{placeholders}`; an unset one reads as empty, a malformed text is sent as written."""
     try:
         result = _FORMATTER.vformat(text, (), values)
     except (KeyError, ValueError, IndexError) as exc:

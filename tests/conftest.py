@@ -1,0 +1,28 @@
+"""Shared test helpers. Tests run offline: no Telegram, AWS, MongoDB server or external API."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repo into a folder with a copy of shared/ beside it; sessions have /work/shared.
+FACES_DIR = next(
+    (p for p in (REPO.parent / "shared" / "faces", Path("/work/shared/faces")) if p.is_dir()),
+    REPO.parent / "shared" / "faces",
+)
+
+os.environ.setdefault("APP_ENV", "test")
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def faces_dir() -> Path:
+    if not FACES_DIR.is_dir():
+        pytest.skip(f"face fixtures not found at {FACES_DIR}")
+    return FACES_DIR
