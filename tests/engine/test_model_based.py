@@ -1,0 +1,250 @@
+"""Model-based test: every transition of every shipped flow, driven with generated inputs.
+
+For each state and each transition the compiled python-statemachine class declares, the test
+builds the input that should take it (a valid answer, a hook outcome, a button, a command, an
+event, a timeout, repeated failures) and checks the interpreter lands where the machine says.
+Hooks are replaced by stubs with the same declared outcomes, so each outcome can be forced.
+Each ask state is also fed inputs that must fail its guards (wrong kind, forwarded media,
+invalid values) and must stay put. Nothing may raise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from hypothesis import HealthCheck, find, settings as hyp_settings
+from hypothesis import strategies as st
+
+from engine.hooks import HookContext, HookRegistry, HookResult
+from engine.interpreter import OPTIONS_KEY, TIMEOUT_EVENT, Step
+from engine.loader import CompiledFlow, flow_files, load_flow
+from engine.spec import StateSpec
+from engine.store import Conversation
+from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
+from integrations.app_hooks import build_registry
+
+REPO = Path(__file__).resolve().parents[2]
+FLOW_FILES = flow_files(REPO / "flows")
+USER = 4242
+EPOCH = 10
+STUB_OPTIONS = [("a", "Option A"), ("b", "Option B")]
+
+
+@dataclass
+class Forced:
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+
+def stub_registry(real: HookRegistry, forced: Forced) -> HookRegistry:
+    stub = HookRegistry()
+    for spec in real:
+        def fn(ctx: HookContext, spec=spec) -> Any:  # noqa: ANN001
+            if spec.kind == "options":
+                return list(STUB_OPTIONS)
+            outcome = forced.outcomes.get(spec.name, "ok" if "ok" in spec.outcomes else spec.outcomes[0])
+            return HookResult(outcome, {k: f"<{k}>" for k in spec.provides})
+        stub.register(spec.name, fn, kind=spec.kind, outcomes=spec.outcomes, provides=spec.provides)
+    return stub
+
+
+def text_matching(state: StateSpec) -> str:
+    rule = state.validate
+    lo = (rule.min_length if rule and rule.min_length else 0)
+    hi = (rule.max_length if rule and rule.max_length else 200)
+    if rule and rule.regex:
+        return _matching(rule.regex, lo, hi)
+    return "x" * max(lo, 5)
+
+
+@lru_cache(maxsize=None)
+def _matching(regex: str, lo: int, hi: int) -> str:
+    """A string the regex accepts: a plain guess if one fits, else one found by hypothesis."""
+    import re
+
+    for guess in ("Test User", "123456", "abc", "teacher@example.com", "S001", "Secret#123"):
+        if re.fullmatch(regex, guess) and lo <= len(guess) <= hi:
+            return guess
+    return find(
+            st.from_regex(regex, fullmatch=True),
+            lambda s: lo <= len(s) <= hi and s == s.strip() and "\n" not in s,
+            settings=hyp_settings(database=None, max_examples=2000,
+                                  suppress_health_check=list(HealthCheck)),
+        )
+
+
+def valid_inputs(state: StateSpec, option_index: int = 0) -> list[tuple[str, Any]]:
+    kind = state.ask
+    if kind == "text":
+        return [("text", text_matching(state))]
+    if kind == "number":
+        rule = state.validate
+        value = rule.min if rule and rule.min is not None else (rule.max if rule and rule.max is not None else 1)
+        return [("text", str(int(value) if float(value).is_integer() else value))]
+    if kind == "contact":
+        return [("contact", Contact("+919876543210", USER, "Tess"))]
+    if kind == "location":
+        return [("location", Location(17.385, 78.4867, 5.0))]
+    if kind == "video_note":
+        return [("video_note", VideoNote(b"\x00" * 1000, 3, 384, 1000, "f"))]
+    if kind == "choice":
+        return [("callback", Callback(f"{EPOCH}|o{option_index}", "cb"))]
+    if kind == "multichoice":
+        return [("callback", Callback(f"{EPOCH}|o0", "cb")), ("callback", Callback(f"{EPOCH}|done", "cb"))]
+    raise AssertionError(kind)
+
+
+def invalid_values(state: StateSpec) -> list[str]:
+    rule = state.validate
+    if not rule:
+        return ["not a number"] if state.ask == "number" else []
+    out = []
+    if state.ask == "number":
+        out.append("not a number")
+        if rule.min is not None:
+            out.append(str(rule.min - 1))
+        if rule.max is not None:
+            out.append(str(rule.max + 1))
+    if rule.regex:
+        import re
+        out += [c for c in ("", "!!!", "x" * 5000, "0", "a b") if not re.fullmatch(rule.regex, c)][:1]
+    if rule.max_length:
+        out.append("y" * (rule.max_length + 1))
+    return out
+
+
+WRONG_KIND = {"text": ("location", Location(1.0, 2.0)), "contact": ("text", "hello"),
+              "location": ("text", "hello"), "video_note": ("other", "photo"),
+              "number": ("contact", Contact("+1", USER)), "choice": ("other", "sticker"),
+              "multichoice": ("text", "Option A")}
+
+
+class Harness:
+    def __init__(self, path: Path) -> None:
+        self.forced = Forced()
+        self.registry = stub_registry(build_registry(), self.forced)
+        self.flow: CompiledFlow = load_flow(path, self.registry)
+        self.spec = self.flow.spec
+
+    def conversation(self, state: str) -> Conversation:
+        data: dict[str, Any] = dict(self.spec.data)
+        data[OPTIONS_KEY] = [list(o) for o in STUB_OPTIONS]
+        return Conversation(self.spec.bot, USER, USER, self.spec.name, state, data,
+                            version=1, epoch=EPOCH)
+
+    async def step(self, conv: Conversation, kind: str, payload: Any, forwarded: bool = False) -> Step:
+        update = Update(self.spec.bot, USER, USER, kind, payload, forwarded=forwarded,  # type: ignore[arg-type]
+                        message_id=77, first_name="Tess")
+        step = Step(self.flow, conv, update, self.registry)
+        await step.handle()
+        return step
+
+    async def enter(self, conv: Conversation, state: str) -> Step:
+        update = Update(self.spec.bot, USER, USER, "event", Event("__enter__"), first_name="Tess")
+        step = Step(self.flow, conv, update, self.registry)
+        await step.enter(state)
+        return step
+
+    def transitions(self) -> list[tuple[str, str, str]]:
+        out = []
+        for state in self.flow.machine.states:
+            for t in state.transitions:
+                for event in t.events:
+                    out.append((state.id, str(event), t.target.id))
+        return sorted(set(out))
+
+    async def take(self, source: str, event: str) -> list[str]:
+        """Drive the transition; return the states entered (first = where it led)."""
+        state = self.spec.states[source]
+        conv = self.conversation(source)
+        self.forced.outcomes.clear()
+        if event == "next" or event.startswith("o_"):
+            if event.startswith("o_"):
+                self.forced.outcomes[state.call] = event[2:]  # type: ignore[index]
+            if not state.ask:
+                return (await self.enter(conv, source)).trace[1:]
+            index = next((i for i, o in enumerate(state.options) if not o.goto), 0)
+            trace: list[str] = []
+            for kind, payload in valid_inputs(state, index):
+                trace += (await self.step(conv, kind, payload)).trace
+            if not trace and event.startswith("o_") and conv.state == source:
+                return [source]  # an outcome that sends the user back to the same question
+            return trace
+        if event.startswith("opt_"):
+            index = next(i for i, o in enumerate(state.options) if o.id == event[4:])
+            return (await self.step(conv, *valid_inputs(state, index)[0])).trace
+        if event == "timeout":
+            conv.deadline = 0.0
+            return (await self.step(conv, "event", Event(TIMEOUT_EVENT, {"epoch": EPOCH}))).trace
+        if event == "retry":
+            assert state.retry is not None
+            bad = invalid_values(state)
+            trace = []
+            for _ in range(state.retry.max):
+                if bad:
+                    trace += (await self.step(conv, "text", bad[0])).trace
+                else:  # fail through the hook: force the outcome that returns to this question
+                    self_outcome = next(o for o, h in state.on.items() if h.goto == source)
+                    self.forced.outcomes[state.call] = self_outcome  # type: ignore[index]
+                    for kind, payload in valid_inputs(state):
+                        trace += (await self.step(conv, kind, payload)).trace
+            return trace
+        if event.startswith("cmd_"):
+            return (await self.step(conv, "command", Command(event[4:], "1"))).trace
+        if event.startswith("ev_"):
+            name = event[3:]
+            handler = state.events.get(name) or self.spec.events.get(name)
+            data = {k: f"<{k}>" for k in (handler.provides if handler else ())}
+            return (await self.step(conv, "event", Event(name, data))).trace
+        raise AssertionError(f"unknown event kind {event}")
+
+
+@pytest.mark.parametrize("path", FLOW_FILES, ids=[p.stem for p in FLOW_FILES])
+async def test_every_transition_of_every_flow(path: Path, capsys: pytest.CaptureFixture) -> None:
+    h = Harness(path)
+    transitions = h.transitions()
+    covered, reached = 0, {h.spec.start}
+    problems = []
+    for source, event, target in transitions:
+        try:
+            trace = await h.take(source, event)
+        except Exception as exc:  # noqa: BLE001 - report every failure, not just the first
+            problems.append(f"{source} --{event}--> {target}: raised {exc!r}")
+            continue
+        if not trace or trace[0] != target:
+            problems.append(f"{source} --{event}--> {target}: went to {trace}")
+            continue
+        covered += 1
+        reached.update(trace)
+    assert problems == []
+    assert reached == set(h.spec.states), f"never reached: {set(h.spec.states) - reached}"
+    with capsys.disabled():
+        print(f"\n[model-based] {path.name}: {covered}/{len(transitions)} transitions, "
+              f"{len(reached)}/{len(h.spec.states)} states reached")
+
+
+@pytest.mark.parametrize("path", FLOW_FILES, ids=[p.stem for p in FLOW_FILES])
+async def test_failing_guards_keep_the_state(path: Path) -> None:
+    h = Harness(path)
+    checked = 0
+    for name, state in h.spec.states.items():
+        if not state.ask:
+            continue
+        cases: list[tuple[str, Any, bool]] = [(*WRONG_KIND[state.ask], False)]
+        if not state.forwarded_ok:
+            cases.append((*valid_inputs(state)[0], True))
+        cases += [("text", v, False) for v in invalid_values(state)]
+        cases.append(("callback", Callback("999|o0", "cb"), False))  # a forged/stale button
+        for kind, payload, forwarded in cases:
+            conv = h.conversation(name)
+            before = conv.clone()
+            step = await h.step(conv, kind, payload, forwarded)
+            assert conv.state == name, (name, kind, payload)
+            assert step.trace == [] or step.trace == [state.retry.goto if state.retry else None]
+            assert step.actions, f"{name}: no answer to {kind} {payload!r}"
+            if not (state.retry and conv.retries):
+                assert conv.data == before.data or state.ask == "multichoice"
+            checked += 1
+    assert checked > 0
