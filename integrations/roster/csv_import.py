@@ -137,6 +137,9 @@ def parse_roster(stream: TextIO) -> tuple[dict[str, _Teacher], dict[str, _Studen
             errors.append(RowError(line, f"role must be 'teacher' or 'student', not {cell['role']!r}"))
     if header is None:
         errors.append(RowError(1, "the file is empty (expected a header row)"))
+    for t in teachers.values():
+        if not t.name:
+            errors.append(RowError(t.line, f"teacher {t.email}: name is required (on one of its rows)"))
     return teachers, students, errors
 
 
@@ -145,8 +148,6 @@ def _teacher_row(cell: dict, line: int, teachers: dict[str, _Teacher], errors: l
     if not _EMAIL.match(email):
         errors.append(RowError(line, f"teacher email {cell['email']!r} is missing or invalid"))
         return
-    if not cell["name"]:
-        errors.append(RowError(line, "teacher name is required"))
     phone = _phone(cell["phone"], line, errors)
     batches = _codes(cell["batch"], "batch", line, errors)
     subjects = _codes(cell["subject"], "subject", line, errors)

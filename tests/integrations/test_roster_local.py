@@ -1,0 +1,287 @@
+"""Local roster: CSV import, password hashes, login, roster reads, idempotent attendance, report."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from engine.types import Contact
+from integrations.api.errors import RosterError
+from integrations.crypto import hash_password, verify_password
+from integrations.models import AttendanceRecord, Batch, Session, Student, StudentSnapshot, Subject, Teacher
+from integrations.roster import make_roster
+from integrations.roster.csv_import import CsvImportError, import_roster, import_roster_text
+from integrations.roster.local import LocalRoster
+from integrations.roster.service import RosterService, check_own_contact, snapshot
+from integrations.settings import load_settings
+from tests.integrations.conftest import utc
+
+SAMPLE = Path(__file__).resolve().parents[2] / "scripts" / "sample_roster.csv"
+HEADER = "role,id,name,phone,email,password,batch,subject\n"
+ROSTER = HEADER + (
+    "teacher,,Asha Rao,+91 98480 00001,Asha@Example.edu,pw-asha,B1;B2,Python\n"
+    "teacher,,,,asha@example.edu,,B2,DSA\n"
+    "student,S1,Ravi,+91 90000 00001,,,B1,\n"
+    "student,S2,Sita,90000 00002,,,B1,\n"
+    "student,S3,Meena,,,,B2,\n"
+)
+TG = 5001
+
+
+@pytest.fixture
+def roster(db):
+    import_roster_text(ROSTER)
+    return LocalRoster()
+
+
+def open_session(teacher: Teacher, students=("S1", "S2", "S3")) -> Session:
+    snaps = [StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone)
+             for s in Student.objects(student_id__in=list(students))]
+    return Session(otp="123456", teacher=teacher, batches=["B1", "B2"], subject="Python", latitude=17.4,
+                   longitude=78.5, radius_m=50, expires_at=utc(minutes=5), students=snaps).save()
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV import
+
+
+def test_sample_roster_imports(db):
+    result = import_roster(SAMPLE)
+    assert result.teachers_created == 2 and result.students_created == 7
+    assert Batch.objects.count() == 3 and Subject.objects.count() == 3
+    asha = Teacher.objects(email="asha.rao@example.edu").get()
+    assert {(a.batch, a.subject) for a in asha.assignments} == {
+        ("PFS-101", "Python"), ("PFS-102", "Python"), ("PFS-102", "Data Structures")}
+
+
+def test_reimport_updates_and_never_duplicates(db):
+    import_roster_text(ROSTER)
+    changed = ROSTER.replace("student,S2,Sita,90000 00002,,,B1,", "student,S2,Sita Devi,90000 00009,,,B2,")
+    changed += "student,S4,New,,,,B2,\n"
+    result = import_roster_text(changed)
+    assert (result.students_created, result.students_updated) == (1, 3)
+    assert (result.teachers_created, result.teachers_updated) == (0, 1)
+    assert Student.objects.count() == 4 and Teacher.objects.count() == 1
+    s2 = Student.objects(student_id="S2").get()
+    assert (s2.name, s2.phone, s2.batch) == ("Sita Devi", "9000000009", "B2")
+    import_roster_text(changed)
+    assert Student.objects.count() == 4 and Batch.objects.count() == 2
+
+
+def test_import_errors_name_every_bad_line_and_write_nothing(db):
+    text = HEADER + (
+        "student,S1,Ravi,,,,B1,\n"            # 2 ok
+        "student,,No Id,,,,B1,\n"              # 3
+        "teacher,,T,,not-an-email,pw,B1,Py\n"  # 4
+        "student,S1,Again,,,,B1,\n"            # 5 duplicate of line 2
+        "student,S9,Phone,12345,,,B1,\n"       # 6 short phone
+        "student,S8,,,,,,\n"                   # 7 no name, no batch
+        "boss,X,Y,,,,B1,\n"                    # 8
+        "student,S7,Two,,,,B1;B2,\n"           # 9
+        "student,S6,Pw,,,secret,B1,\n"         # 10
+        "teacher,,New,,new@example.edu,,B1,Py\n"  # 11 new teacher without password
+        "student,S5,a,b,c,d,e,f,g\n"           # 12 too many fields
+    )
+    with pytest.raises(CsvImportError) as err:
+        import_roster_text(text)
+    lines = sorted({e.line for e in err.value.errors})
+    assert lines == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    message = str(err.value)
+    assert "line 5: student S1 already on line 2" in message
+    assert "line 6: phone '12345'" in message
+    assert "nothing imported" in message
+    assert Student.objects.count() == 0 and Teacher.objects.count() == 0
+
+
+def test_line_numbers_count_comments_blank_lines_and_quoted_newlines(db):
+    text = "# comment\n\n" + HEADER + 'student,S1,"Ravi\nKumar",,,,B1,\nstudent,S2,,,,,B1,\n'
+    with pytest.raises(CsvImportError) as err:
+        import_roster_text(text)
+    assert [e.line for e in err.value.errors] == [6]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "line 1: the file is empty"),
+        ("role,id,name,batch,colour\n", "unknown column(s) colour"),
+        ("role,name,batch\n", "missing column(s) id"),
+    ],
+)
+def test_bad_headers(db, text, fragment):
+    with pytest.raises(CsvImportError) as err:
+        import_roster_text(text)
+    assert fragment in str(err.value)
+
+
+def test_utf8_bom_file(db, tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text(ROSTER, encoding="utf-8-sig")
+    assert import_roster(path).students_created == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# passwords
+
+
+def test_passwords_are_stored_as_scrypt_hashes(roster):
+    stored = Teacher.objects(email="asha@example.edu").get().password_hash
+    assert stored.startswith("scrypt$") and "pw-asha" not in stored
+    assert verify_password("pw-asha", stored) and not verify_password("pw-ash", stored)
+
+
+def test_reimport_keeps_or_changes_the_hash(roster):
+    before = Teacher.objects(email="asha@example.edu").get().password_hash
+    import_roster_text(ROSTER)
+    assert Teacher.objects(email="asha@example.edu").get().password_hash == before  # same password
+    import_roster_text(ROSTER.replace("pw-asha", ""))
+    assert Teacher.objects(email="asha@example.edu").get().password_hash == before  # blank keeps
+    import_roster_text(ROSTER.replace("pw-asha", "new-pass"))
+    after = Teacher.objects(email="asha@example.edu").get().password_hash
+    assert after != before and verify_password("new-pass", after)
+
+
+def test_prehashed_password_is_stored_as_is(db):
+    hashed = hash_password("from-a-hash")
+    import_roster_text(ROSTER.replace("pw-asha", hashed))
+    assert Teacher.objects(email="asha@example.edu").get().password_hash == hashed
+
+
+# ---------------------------------------------------------------------------------------------
+# teachers
+
+
+def test_login_binds_the_telegram_user(roster):
+    info = roster.login(TG, "919848000001", " ASHA@example.edu ", "pw-asha")
+    assert (info.telegram_id, info.email, info.name) == (TG, "asha@example.edu", "Asha Rao")
+    assert roster.find_teacher(TG) == info
+    assert roster.find_teacher(TG + 1) is None
+
+
+@pytest.mark.parametrize("email, password", [("asha@example.edu", "wrong"), ("nobody@example.edu", "pw-asha")])
+def test_bad_credentials(roster, email, password):
+    with pytest.raises(RosterError) as err:
+        roster.login(TG, "919848000001", email, password)
+    assert err.value.message_key == "bad_credentials"
+    assert roster.find_teacher(TG) is None
+
+
+def test_contact_phone_must_match_the_roster(roster):
+    with pytest.raises(RosterError) as err:
+        roster.login(TG, "919999999999", "asha@example.edu", "pw-asha")
+    assert err.value.message_key == "phone_mismatch"
+    assert roster.login(TG, "+91 98480-00001", "asha@example.edu", "pw-asha").telegram_id == TG
+
+
+def test_telegram_account_moves_and_logout(roster):
+    import_roster_text(ROSTER + "teacher,,Vik,,vik@example.edu,pw-vik,B3,Java\n")
+    roster.login(TG, "919848000001", "asha@example.edu", "pw-asha")
+    roster.login(TG, "919848000007", "vik@example.edu", "pw-vik")
+    assert roster.find_teacher(TG).email == "vik@example.edu"
+    assert Teacher.objects(telegram_id=TG).count() == 1
+    roster.logout(TG)
+    assert roster.find_teacher(TG) is None
+
+
+def test_check_own_contact():
+    assert check_own_contact(Contact(phone="+91 98480 00001", user_id=7), 7) == "919848000001"
+    for contact in (Contact(phone="+91 98480 00001", user_id=8), Contact(phone="+91 98480 00001")):
+        with pytest.raises(RosterError) as err:
+            check_own_contact(contact, 7)
+        assert err.value.message_key == "not_own_contact"
+
+
+# ---------------------------------------------------------------------------------------------
+# roster reads (through the async service)
+
+
+async def test_service_lists_batches_subjects_and_students(roster):
+    service = RosterService(roster)
+    await service.login_teacher(TG, "919848000001", "asha@example.edu", "pw-asha")
+    assert (await service.find_teacher(TG)).name == "Asha Rao"
+    assert await service.list_batches(TG) == ["B1", "B2"]
+    assert await service.list_subjects(TG) == ["DSA", "Python"]
+    assert await service.list_subjects(TG, ["B1"]) == ["Python"]
+    students = await service.load_students(TG, ["B2", "B1"], "Python")
+    assert [s.student_id for s in students] == ["S1", "S2", "S3"]
+    assert students[0].phone == "919000000001"
+    assert snapshot(students)[0] == {"student_id": "S1", "name": "Ravi", "batch": "B1", "phone": "919000000001"}
+    with pytest.raises(RosterError) as err:
+        await service.load_students(TG, ["B1"], "DSA")
+    assert err.value.message_key == "rejected"
+    service.close()
+
+
+def test_unknown_teacher(roster):
+    with pytest.raises(RosterError) as err:
+        roster.assignments(TG)
+    assert err.value.message_key == "unknown_teacher"
+
+
+# ---------------------------------------------------------------------------------------------
+# attendance
+
+
+def test_marking_twice_is_one_record(roster):
+    roster.login(TG, "919848000001", "asha@example.edu", "pw-asha")
+    session = open_session(Teacher.objects(telegram_id=TG).get())
+    first = roster.submit(str(session.id), "S1", "present", "face", similarity=97.5, distance_m=12.0)
+    again = roster.submit(str(session.id), "S1", "present", "face", similarity=97.5, distance_m=12.0)
+    assert first.changed and not again.changed and again.synced
+    assert AttendanceRecord.objects(session=session.id, student_id="S1").count() == 1
+    record = AttendanceRecord.objects(session=session.id).get()
+    assert (record.similarity, record.distance_m, record.synced) == (97.5, 12.0, True)
+
+
+def test_concurrent_marks_are_one_record(roster):
+    roster.login(TG, "919848000001", "asha@example.edu", "pw-asha")
+    session = open_session(Teacher.objects(telegram_id=TG).get())
+    service = RosterService(roster)
+
+    async def many():
+        return await asyncio.gather(*(service.submit_attendance(str(session.id), "S2", "present") for _ in range(8)))
+
+    results = asyncio.run(many())
+    assert all(r.status == "present" for r in results)
+    assert AttendanceRecord.objects(session=session.id).count() == 1
+    service.close()
+
+
+def test_failure_never_downgrades_present_but_manual_override_does(roster):
+    roster.login(TG, "919848000001", "asha@example.edu", "pw-asha")
+    sid = str(open_session(Teacher.objects(telegram_id=TG).get()).id)
+    roster.submit(sid, "S1", "present")
+    assert roster.submit(sid, "S1", "failed").status == "present"
+    assert roster.submit(sid, "S1", "absent", "manual").status == "absent"
+    assert AttendanceRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize("session_id, student, key", [("nope", "S1", "unknown_session"),
+                                                      ("0" * 24, "S1", "unknown_session"),
+                                                      (None, "S99", "unknown_student")])
+def test_submit_rejects_unknown_session_or_student(roster, session_id, student, key):
+    roster.login(TG, "919848000001", "asha@example.edu", "pw-asha")
+    session = open_session(Teacher.objects(telegram_id=TG).get())
+    with pytest.raises(RosterError) as err:
+        roster.submit(session_id or str(session.id), student, "present")
+    assert err.value.message_key == key
+    assert AttendanceRecord.objects.count() == 0
+
+
+async def test_report_lists_every_snapshot_student(roster):
+    service = RosterService(roster)
+    await service.login_teacher(TG, "919848000001", "asha@example.edu", "pw-asha")
+    session = open_session(Teacher.objects(telegram_id=TG).get())
+    await service.submit_attendance(str(session.id), "S1", "present", similarity=99.0)
+    await service.submit_attendance(str(session.id), "S3", "failed")
+    report = await service.report(str(session.id))
+    assert [(r.student_id, r.status) for r in report.rows] == [("S1", "present"), ("S2", "absent"), ("S3", "failed")]
+    assert [r.student_id for r in report.present] == ["S1"]
+    assert [r.student_id for r in report.absent] == ["S2", "S3"]
+    assert (report.subject, report.teacher_name, report.source, report.complete) == ("Python", "Asha Rao", "local", True)
+    service.close()
+
+
+def test_make_roster_defaults_to_local(db):
+    assert isinstance(make_roster(load_settings()), LocalRoster)
