@@ -134,17 +134,27 @@ def validate_video_note(
     return result(True, "ok")
 
 
-_local = threading.local()
+_detector_lock = threading.Lock()
+_detector_obj: Any = None
 
 
 def _detector() -> Any:
-    """One HOG detector per thread (cheap to build; avoids sharing dlib state across threads)."""
-    det = getattr(_local, "detector", None)
-    if det is None:
-        import dlib
+    """The process-wide HOG detector. Building one takes ~0.7 s (model deserialisation), so it
+    is built once; dlib documents detectors as unsafe for concurrent use, so calls hold
+    ``_detector_lock`` (dlib keeps the GIL anyway, so the lock costs no parallelism)."""
+    global _detector_obj
+    if _detector_obj is None:
+        with _detector_lock:
+            if _detector_obj is None:
+                import dlib
 
-        det = _local.detector = dlib.get_frontal_face_detector()
-    return det
+                _detector_obj = dlib.get_frontal_face_detector()
+    return _detector_obj
+
+
+def warm_up() -> None:
+    """Build the detector now (call at start-up) instead of on the first student's note."""
+    _detector()
 
 
 def _face_sharpness(frame: np.ndarray, detect_size: int) -> Optional[float]:
@@ -154,7 +164,9 @@ def _face_sharpness(frame: np.ndarray, detect_size: int) -> Optional[float]:
     scale = min(1.0, detect_size / float(max(h, w)))
     if scale < 1.0:
         grey = cv2.resize(grey, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-    faces = _detector()(grey, 0)
+    detector = _detector()
+    with _detector_lock:
+        faces = detector(grey, 0)
     if len(faces) == 0:
         return None
     box = max(faces, key=lambda r: r.area())
