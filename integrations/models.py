@@ -227,6 +227,7 @@ class AttendanceRecord(Document):
     time = DateTimeField(default=utcnow)  # first marked
     updated_at = DateTimeField(default=utcnow)
     synced = BooleanField(default=False)  # accepted by the external API (http backend)
+    rev = IntField(default=0)  # bumped by every change, so a sync never confirms a newer change
 
     meta = {
         "collection": "attendance_records",
@@ -269,7 +270,7 @@ class AttendanceRecord(Document):
             fields["set__distance_m"] = float(distance_m)
         for attempt in range(2):
             try:
-                query.update_one(upsert=True, set_on_insert__time=now, **fields)
+                query.update_one(upsert=True, set_on_insert__time=now, inc__rev=1, **fields)
                 break
             except NotUniqueError:  # lost an insert race: the other insert exists now, update it
                 if attempt:
@@ -277,9 +278,9 @@ class AttendanceRecord(Document):
         return query.first(), True
 
     @classmethod
-    def mark_synced(cls, record_id: ObjectId, updated_at: dt.datetime) -> bool:
+    def mark_synced(cls, record_id: ObjectId, rev: int) -> bool:
         """Flag as synced unless it changed meanwhile (then the newer change still needs sending)."""
-        return bool(cls.objects(id=record_id, updated_at=updated_at).update_one(set__synced=True))
+        return bool(cls.objects(id=record_id, rev=rev).update_one(set__synced=True))
 
 
 ALL_DOCUMENTS = (Teacher, Batch, Subject, Student, Session, AttendanceRecord)

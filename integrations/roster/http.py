@@ -202,7 +202,7 @@ class HttpRoster(RosterBackend):
                 self.client.submit_attendance(key, submission, first=True)
             if not posted:
                 Session.objects(id=session.id).update_one(set__external_posted=True)
-        AttendanceRecord.mark_synced(record.id, record.updated_at)
+        AttendanceRecord.mark_synced(record.id, record.rev)
 
     def sync_pending(self, session_id: str) -> int:
         """Send every unsynced record of the session; returns how many were sent."""

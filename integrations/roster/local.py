@@ -75,7 +75,7 @@ class LocalRoster(RosterBackend):
             session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
         )
         if not record.synced:  # nothing to sync to: the database is the system of record
-            AttendanceRecord.mark_synced(record.id, record.updated_at)
+            AttendanceRecord.mark_synced(record.id, record.rev)
         return SubmitResult(student_id, record.status, record.method, changed, True)
 
     def report(self, session_id: str) -> Report:

@@ -1,0 +1,121 @@
+"""Models: indexes, atomic per-student counters, one-shot close/report claims, db connection."""
+from __future__ import annotations
+
+import mongoengine
+import mongomock
+import pymongo
+import pytest
+
+from integrations import db as dbmod
+from integrations.models import (
+    AttendanceRecord,
+    Session,
+    Student,
+    StudentSnapshot,
+    Teacher,
+    escape_key,
+    unescape_key,
+)
+from tests.integrations.conftest import utc
+
+
+def make_session(otp: str = "111111", **kw) -> Session:
+    teacher = Teacher.objects(email="t@example.edu").first() or Teacher(email="t@example.edu", name="T").save()
+    fields = dict(otp=otp, teacher=teacher, batches=["B1"], subject="Python", latitude=17.0, longitude=78.0,
+                  expires_at=utc(minutes=5), students=[StudentSnapshot(student_id="S.1", name="Dot", batch="B1")])
+    fields.update(kw)
+    return Session(**fields).save()
+
+
+def test_connect_db_maps_mongomock_and_real_uris():
+    client = dbmod.connect_db("mongomock://localhost/demo_db")
+    assert isinstance(client, mongomock.MongoClient)
+    assert mongoengine.get_db().name == "demo_db"
+    client = dbmod.connect_db("mongodb://127.0.0.1:1/prod_db?serverSelectionTimeoutMS=100")
+    assert isinstance(client, pymongo.MongoClient)  # lazy: nothing is contacted yet
+    assert mongoengine.get_db().name == "prod_db"
+    dbmod.disconnect_db()
+
+
+def test_each_mongomock_connect_is_a_fresh_database(db):
+    Teacher(email="a@example.edu").save()
+    dbmod.connect_db("mongomock://localhost/other")
+    assert Teacher.objects.count() == 0
+    dbmod.disconnect_db()
+
+
+def test_ensure_indexes_declares_the_unique_keys(db):
+    info = Teacher._get_collection().index_information()
+    assert any(v.get("unique") and v["key"] == [("telegram_id", 1)] for v in info.values())
+    rec = AttendanceRecord._get_collection().index_information()
+    assert any(v.get("unique") and v["key"] == [("session", 1), ("student_id", 1)] for v in rec.values())
+
+
+def test_unique_constraints(db):
+    Student(student_id="S1", name="A", batch="B1").save()
+    with pytest.raises(mongoengine.NotUniqueError):
+        Student(student_id="S1", name="B", batch="B2").save()
+    Teacher(email="a@example.edu", telegram_id=1).save()
+    Teacher(email="b@example.edu").save()
+    Teacher(email="c@example.edu").save()  # many teachers without a Telegram id are fine
+    with pytest.raises(mongoengine.NotUniqueError):
+        Teacher(email="d@example.edu", telegram_id=1).save()
+
+
+def test_open_sessions_never_share_an_otp(db):
+    first = make_session("222222")
+    with pytest.raises(mongoengine.NotUniqueError):
+        make_session("222222")
+    assert Session.close(first.id)
+    make_session("222222")  # the closed one no longer holds the code
+
+
+def test_failed_otp_counts_and_locks_out(db):
+    session = make_session()
+    assert Session.record_failed_otp(session.id, "S.1", 3) == (1, False)
+    assert Session.record_failed_otp(session.id, "S.1", 3) == (2, False)
+    assert Session.record_failed_otp(session.id, "S.1", 3) == (3, True)
+    assert Session.record_failed_otp(session.id, "S.1", 3) == (4, True)
+    fresh = Session.objects(id=session.id).get()
+    assert fresh.failed_otp_count("S.1") == 4 and fresh.is_locked_out("S.1")
+    assert fresh.locked_out == ["S.1"] and not fresh.is_locked_out("S2")
+
+
+def test_face_failures_count(db):
+    session = make_session()
+    assert [Session.record_face_failure(session.id, "$S") for _ in range(3)] == [1, 2, 3]
+    assert Session.objects(id=session.id).get().face_failure_count("$S") == 3
+
+
+def test_close_and_report_claims_happen_once(db):
+    session = make_session()
+    assert Session.close(session.id) and not Session.close(session.id)
+    assert Session.claim_report(session.id) and not Session.claim_report(session.id)
+    assert Session.objects(id=session.id).get().report_sent_at is not None
+
+
+def test_escape_key_round_trip():
+    for raw in ("S.1", "$x", "a%2Eb", "plain"):
+        key = escape_key(raw)
+        assert "." not in key and not key.startswith("$") and unescape_key(key) == raw
+
+
+def test_mark_synced_only_if_unchanged(db):
+    session = make_session()
+    record, changed = AttendanceRecord.mark(session.id, "S.1", "failed")
+    assert changed and not record.synced
+    newer, _ = AttendanceRecord.mark(session.id, "S.1", "present")
+    assert not AttendanceRecord.mark_synced(record.id, record.rev)  # stale: the newer mark must go out
+    assert AttendanceRecord.mark_synced(newer.id, newer.rev)
+    assert AttendanceRecord.objects(id=record.id).get().synced
+
+
+def test_mark_rejects_unknown_status(db):
+    session = make_session()
+    with pytest.raises(ValueError):
+        AttendanceRecord.mark(session.id, "S.1", "late")
+
+
+def test_teacher_repr_hides_secrets(db):
+    teacher = Teacher(email="a@example.edu", credentials_enc="gAAAA-secret", tokens_enc="gAAAA-token")
+    assert "gAAAA" not in repr(teacher)
