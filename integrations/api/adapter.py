@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from integrations.api.errors import BAD_RESPONSE, ApiError
 from integrations.roster.base import Assignment, StudentInfo
@@ -186,7 +186,3 @@ class ApiAdapter:
             marks.append(RemoteMark(_text(item, "student_id"), status, _time(item.get("time"))))
         return marks
 
-
-def first_error(items: Iterable[Any]) -> Optional[BaseException]:
-    """The first exception among gathered results (helper for concurrent loads)."""
-    return next((i for i in items if isinstance(i, BaseException)), None)
