@@ -90,6 +90,18 @@ def get_secret_box() -> SecretBox:
         return _box
 
 
+def init_secret_box(settings: object) -> SecretBox:
+    """Build and install the box from ``settings`` at start-up, so production fails fast.
+
+    Raises SecretKeyError (with how to make a key) when APP_ENV=production has no SECRET_KEY.
+    """
+    secret = getattr(settings, "secret_key", None)
+    key = secret.get_secret_value() if secret is not None else None
+    box = make_secret_box(key, getattr(settings, "app_env", "demo"))
+    set_secret_box(box)
+    return box
+
+
 def set_secret_box(box: Optional[SecretBox]) -> None:
     """Replace the process-wide box (start-up with explicit settings, tests)."""
     global _box

@@ -27,6 +27,8 @@ from mongoengine import (
 )
 from pymongo import ReturnDocument
 
+from integrations.roster.phones import normalise_phone
+
 SESSION_STATUSES = ("open", "closed")
 RECORD_STATUSES = ("present", "absent", "failed")
 RECORD_METHODS = ("face", "manual")
@@ -80,6 +82,10 @@ class Teacher(Document):
         ],
     }
 
+    def clean(self) -> None:
+        self.email = (self.email or "").strip().lower()
+        self.phone = normalise_phone(self.phone)
+
     def __repr__(self) -> str:  # never show secrets
         return f"<Teacher {self.email} tg={self.telegram_id}>"
 
@@ -114,6 +120,9 @@ class Student(Document):
             "phone",
         ],
     }
+
+    def clean(self) -> None:
+        self.phone = normalise_phone(self.phone)
 
 
 # ---------------------------------------------------------------------------------------------

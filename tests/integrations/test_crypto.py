@@ -71,3 +71,18 @@ def test_password_hash_format_and_check():
 @pytest.mark.parametrize("stored", [None, "", "plain-text", "scrypt$x$y$z$a$b", "scrypt$16384$8$1$!!$!!"])
 def test_malformed_hashes_never_verify(stored):
     assert not verify_password("anything", stored)
+
+
+def test_init_secret_box_from_settings():
+    from integrations import crypto
+    from integrations.settings import load_settings
+
+    with pytest.raises(SecretKeyError):
+        crypto.init_secret_box(load_settings(app_env="production", secret_key=None))
+    key = generate_key()
+    box = crypto.init_secret_box(load_settings(app_env="production", secret_key=key))
+    try:
+        assert crypto.get_secret_box() is box
+        assert SecretBox([key]).decrypt(box.encrypt("x")) == "x"
+    finally:
+        crypto.set_secret_box(None)

@@ -119,3 +119,10 @@ def test_mark_rejects_unknown_status(db):
 def test_teacher_repr_hides_secrets(db):
     teacher = Teacher(email="a@example.edu", credentials_enc="gAAAA-secret", tokens_enc="gAAAA-token")
     assert "gAAAA" not in repr(teacher)
+
+
+def test_saving_normalises_phones_and_emails(db):
+    student = Student(student_id="S1", name="A", batch="B1", phone="+91 90000-00001").save()
+    teacher = Teacher(email=" Asha@Example.EDU ", phone="(+91) 98480 00001").save()
+    assert student.phone == "919000000001"
+    assert (teacher.email, teacher.phone) == ("asha@example.edu", "919848000001")
