@@ -99,7 +99,10 @@ def check_location(
     If ``horizontal_accuracy`` is not given it is read from ``student`` when that has one.
     ``radius_m`` defaults to LOCATION_DISTANCE_LIMIT_METERS.
     """
-    radius = float(radius_m) if radius_m is not None else default_radius()
+    try:
+        radius = float(radius_m) if radius_m is not None else default_radius()
+    except (TypeError, ValueError):
+        radius = math.nan  # reported as invalid_location below
     if horizontal_accuracy is None:
         horizontal_accuracy = getattr(student, "horizontal_accuracy", None)
     accuracy: Optional[float]

@@ -102,3 +102,8 @@ def test_default_radius_from_settings() -> None:
     r = check_location(moved(TEACHER, 10), TEACHER)
     assert r.radius_m == 50.0 and r.ok
     assert math.isfinite(r.exact_distance_m or math.nan)
+
+
+@pytest.mark.parametrize("radius", ["fifty", -5, 0, float("inf")])
+def test_bad_radius_is_invalid_not_an_exception(radius: object) -> None:
+    assert check_location(TEACHER, TEACHER, radius_m=radius).reason == "invalid_location"
