@@ -202,10 +202,11 @@ class AttendanceApiClient:
         """Best-effort server logout, then forget tokens and credentials for ``key``."""
         with self._lock(key):
             tokens = self.store.load(key)
-            self._logout_quiet(tokens)
+            self.logout_tokens(tokens)
             self.store.forget(key)
 
-    def _logout_quiet(self, tokens: Optional[Tokens]) -> None:
+    def logout_tokens(self, tokens: Optional[Tokens]) -> None:
+        """Best-effort server logout of one token pair (errors are ignored)."""
         if tokens is None:
             return
         try:
@@ -275,7 +276,7 @@ class AttendanceApiClient:
         elif resp.status_code == 409:
             log.info("api session conflict on %s %s for teacher %s; logging in again", method, path, key)
             with self._lock(key):
-                self._logout_quiet(self.store.load(key))
+                self.logout_tokens(self.store.load(key))
                 self.store.clear_tokens(key)
             tokens = self._renew(key, None, "login")
             resp = self._send(method, path, token=tokens.access, json=json, params=params)

@@ -35,3 +35,4 @@ class RosterError(Exception):
 class ApiError(RosterError):
     """The external attendance API failed or answered something we cannot use."""
 PHONE_MISMATCH = "phone_mismatch"  # the contact's phone is not the account's phone
+OTP_IN_USE = "otp_in_use"  # another open session already uses this code

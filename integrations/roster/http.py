@@ -113,6 +113,7 @@ class HttpRoster(RosterBackend):
         email = email.strip().lower()
         result = self.client.authenticate(email, password)
         if result.phone and phone and not phones_match(result.phone, phone):
+            self.client.logout_tokens(Tokens(result.access, result.refresh))
             raise RosterError(PHONE_MISMATCH, "contact phone differs from the API profile")
         profile = {
             "name": result.name,

@@ -1,15 +1,17 @@
-"""Helpers both backends share: finding sessions and teachers, binding, building the report."""
+"""Helpers both backends share: sessions (create, find), teachers (find, bind), the report."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from mongoengine import NotUniqueError
 
-from integrations.api.errors import UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
-from integrations.models import AttendanceRecord, Session, Teacher, utcnow
-from integrations.roster.base import Report, ReportRow, TeacherInfo
+from integrations.api.errors import OTP_IN_USE, UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
+from integrations.models import AttendanceRecord, Session, StudentSnapshot, Teacher, utcnow
+from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,35 @@ def get_session(session_id: str) -> Session:
     if session is None:
         raise RosterError(UNKNOWN_SESSION, f"no session {session_id}")
     return session
+
+
+def create_session(
+    teacher_telegram_id: int,
+    otp: str,
+    batches: Iterable[str],
+    subject: str,
+    latitude: float,
+    longitude: float,
+    radius_m: float,
+    expires_at: dt.datetime,
+    students: Iterable[StudentInfo],
+) -> Session:
+    """Open a session with its roster snapshot; RosterError("otp_in_use") if the code is taken."""
+    teacher = teacher_doc(teacher_telegram_id)
+    session = Session(
+        otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
+        longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
+        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
+    )
+    try:
+        return session.save()
+    except NotUniqueError:
+        raise RosterError(OTP_IN_USE, "another open session uses this code") from None
+
+
+def find_open_session(otp: str, now: Optional[dt.datetime] = None) -> Optional[Session]:
+    """The open, unexpired session with this OTP, or None."""
+    return Session.objects(otp=otp, status="open", expires_at__gt=now or utcnow()).first()
 
 
 def require_snapshot_student(session: Session, student_id: str) -> None:

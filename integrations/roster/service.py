@@ -5,11 +5,14 @@ Every failure is a :class:`RosterError` (``ApiError`` for the external API) with
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from integrations.api.errors import NOT_OWN_CONTACT, RosterError
+from integrations.models import Session
+from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
     Report,
@@ -102,6 +105,35 @@ class RosterService:
             for s in students:
                 merged.setdefault(s.student_id, s)
         return sorted(merged.values(), key=lambda s: (s.batch, s.student_id))
+
+    # -- sessions
+
+    async def open_session(
+        self,
+        telegram_id: int,
+        otp: str,
+        batches: Iterable[str],
+        subject: str,
+        latitude: float,
+        longitude: float,
+        radius_m: float,
+        expires_at: dt.datetime,
+        students: Iterable[StudentInfo],
+    ) -> Session:
+        """Create the session with its student snapshot; RosterError("otp_in_use") if the OTP is taken."""
+        return await self._run(
+            records.create_session, telegram_id, otp, list(batches), subject, latitude, longitude,
+            radius_m, expires_at, list(students),
+        )
+
+    async def find_open_session(self, otp: str) -> Optional[Session]:
+        """The open, unexpired session with this OTP (what a student's code refers to)."""
+        return await self._run(records.find_open_session, otp)
+
+    async def close_session(self, session_id: str) -> bool:
+        """Close it; True only for the caller that actually closed it."""
+        session = await self._run(records.get_session, session_id)
+        return await self._run(Session.close, session.id)
 
     # -- attendance
 

@@ -285,3 +285,20 @@ async def test_report_lists_every_snapshot_student(roster):
 
 def test_make_roster_defaults_to_local(db):
     assert isinstance(make_roster(load_settings()), LocalRoster)
+
+
+async def test_service_opens_finds_and_closes_sessions(roster):
+    service = RosterService(roster)
+    await service.login_teacher(TG, "919848000001", "asha@example.edu", "pw-asha")
+    students = await service.load_students(TG, ["B1"], "Python")
+    session = await service.open_session(TG, "654321", ["B1"], "Python", 17.4, 78.5, 50, utc(minutes=5), students)
+    assert [s.student_id for s in session.students] == ["S1", "S2"]
+    assert (await service.find_open_session("654321")).id == session.id
+    with pytest.raises(RosterError) as err:
+        await service.open_session(TG, "654321", ["B1"], "Python", 17.4, 78.5, 50, utc(minutes=5), students)
+    assert err.value.message_key == "otp_in_use"
+    assert await service.close_session(str(session.id)) and not await service.close_session(str(session.id))
+    assert await service.find_open_session("654321") is None
+    expired = await service.open_session(TG, "111111", ["B1"], "Python", 17.4, 78.5, 50, utc(seconds=-1), students)
+    assert expired.status == "open" and await service.find_open_session("111111") is None
+    service.close()
