@@ -69,11 +69,12 @@ def test_partial_login_answer_stores_nothing(roster, api):
     assert Teacher.objects.count() == 0
 
 
-def test_contact_phone_must_match_the_api_profile(roster):
+def test_contact_phone_must_match_the_api_profile(roster, api):
     with pytest.raises(RosterError) as err:
         roster.login(TG, "919000000000", EMAIL, PASSWORD)
     assert err.value.message_key == "phone_mismatch"
     assert Teacher.objects.count() == 0
+    assert api.calls("POST", "/logout")  # the tokens we got are not left open
 
 
 def test_tokens_survive_a_restart(db, box, api):
