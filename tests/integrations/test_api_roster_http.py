@@ -226,3 +226,27 @@ def test_bad_report_answer_is_not_half_used(roster, api):
     api.script("GET", "/attendance", Reply(200, {"data": [{"student_id": "B1-S1", "status": "maybe"}]}))
     report = roster.report(sid)
     assert not report.complete and [r.student_id for r in report.present] == ["B1-S1"]
+
+
+def test_no_secret_in_any_log_line_of_the_backend(roster, api, box, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    logged_in(roster)
+    sid = str(open_session(roster).id)
+    api.script("GET", "/attend", Reply(401))
+    roster.students(TG, "B1", "Python")
+    api.script("PUT", "/attendance", Reply(409))
+    roster.submit(sid, "B1-S1", "present")
+    roster.submit(sid, "B1-S2", "present")
+    roster.report(sid)
+    with pytest.raises(ApiError):
+        roster.login(TG + 1, PHONE, EMAIL, "wrong-password")
+    crypto.set_secret_box(crypto.SecretBox([crypto.generate_key()]))
+    roster.client.store.load(str(TG))  # unreadable secret: logged, never shown
+    secrets = {PASSWORD, "wrong-password"} | {c.token for c in api.calls() if c.token}
+    text = "\n".join(logging.Formatter("%(name)s %(message)s").format(r) for r in caplog.records)
+    assert "cannot be read" in text
+    for secret in secrets:
+        assert secret not in text
+    assert "eyJ" not in text and "gAAAA" not in text  # no JWT, no Fernet token
