@@ -276,8 +276,10 @@ class AttendanceApiClient:
         elif resp.status_code == 409:
             log.info("api session conflict on %s %s for teacher %s; logging in again", method, path, key)
             with self._lock(key):
-                self.logout_tokens(self.store.load(key))
-                self.store.clear_tokens(key)
+                current = self.store.load(key)
+                if current is not None and current.access == tokens.access:  # not yet handled by another call
+                    self.logout_tokens(current)
+                    self.store.clear_tokens(key)
             tokens = self._renew(key, None, "login")
             resp = self._send(method, path, token=tokens.access, json=json, params=params)
             if resp.status_code == 409:
