@@ -217,6 +217,23 @@ class Session(Document):
         return bool(cls.objects(id=session_id, status="open").update_one(set__status="closed"))
 
     @classmethod
+    def extend(cls, session_id: ObjectId, seconds: float) -> Optional[dt.datetime]:
+        """Push an open session's expiry back; the new expiry, or None if it is not open.
+
+        Optimistic: the update only applies if nobody changed the expiry meanwhile (then retry).
+        """
+        for _ in range(5):
+            current = cls.objects(id=session_id, status="open").only("expires_at").first()
+            if current is None:
+                return None
+            new = current.expires_at + dt.timedelta(seconds=seconds)
+            if cls.objects(id=session_id, status="open", expires_at=current.expires_at).update_one(
+                set__expires_at=new
+            ):
+                return new
+        return None
+
+    @classmethod
     def claim_report(cls, session_id: ObjectId) -> bool:
         """Mark the report as sent; True only once, so two workers never both send it."""
         return bool(

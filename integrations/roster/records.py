@@ -10,8 +10,9 @@ from bson.errors import InvalidId
 from mongoengine import NotUniqueError
 
 from integrations.api.errors import OTP_IN_USE, UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
-from integrations.models import AttendanceRecord, Session, StudentSnapshot, Teacher, utcnow
+from integrations.models import AttendanceRecord, Session, Student, StudentSnapshot, Teacher, utcnow
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
+from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phones_match
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,97 @@ def create_session(
 def find_open_session(otp: str, now: Optional[dt.datetime] = None) -> Optional[Session]:
     """The open, unexpired session with this OTP, or None."""
     return Session.objects(otp=otp, status="open", expires_at__gt=now or utcnow()).first()
+
+
+def session_by_otp(otp: str) -> Optional[Session]:
+    """The newest session with this OTP, open or not (to tell "wrong" from "expired")."""
+    return Session.objects(otp=otp).order_by("-opened_at").first()
+
+
+def teacher_open_session(telegram_id: int, now: Optional[dt.datetime] = None) -> Optional[Session]:
+    """The teacher's open, unexpired session, if any."""
+    teacher = Teacher.objects(telegram_id=int(telegram_id)).only("id").first()
+    if teacher is None:
+        return None
+    return Session.objects(teacher=teacher.id, status="open", expires_at__gt=now or utcnow()).order_by(
+        "-opened_at").first()
+
+
+def latest_session(telegram_id: int) -> Optional[Session]:
+    """The teacher's most recently opened session (for "last report")."""
+    teacher = Teacher.objects(telegram_id=int(telegram_id)).only("id").first()
+    return Session.objects(teacher=teacher.id).order_by("-opened_at").first() if teacher else None
+
+
+def session_stats(session: Session) -> dict[str, int]:
+    """Counts for a status line: present, failed, absent (not yet), locked out, total."""
+    statuses = {r.student_id: r.status for r in AttendanceRecord.objects(session=session.id).only("student_id", "status")}
+    roster = [s.student_id for s in session.students]
+    present = sum(statuses.get(sid) == "present" for sid in roster)
+    failed = sum(statuses.get(sid) == "failed" for sid in roster)
+    return {
+        "total": len(roster),
+        "present": present,
+        "failed": failed,
+        "absent": len(roster) - present,
+        "locked": len(set(session.locked_out or []) & set(roster)),
+    }
+
+
+def identify_student(phone: str, telegram_user_id: Optional[int] = None) -> Optional[StudentInfo]:
+    """The student with this phone: the local roster first, else an open session's snapshot.
+
+    Phones match on their last 10 digits. When found in the local roster and a Telegram user id
+    is given, it is remembered on the student (unless another student already has it).
+    """
+    digits = normalise_phone(phone)
+    if len(digits) < NATIONAL_DIGITS:
+        return None
+    tail = digits[-NATIONAL_DIGITS:]
+    found = [s for s in Student.objects(phone__endswith=tail) if phones_match(s.phone, digits)]
+    if len(found) == 1:
+        student = found[0]
+        if telegram_user_id is not None and student.telegram_user_id != telegram_user_id:
+            try:
+                Student.objects(id=student.id).update_one(set__telegram_user_id=int(telegram_user_id))
+            except NotUniqueError:
+                log.warning("telegram user %s is already linked to another student", telegram_user_id)
+        return StudentInfo(student.student_id, student.name, student.batch, student.phone)
+    if len(found) > 1:
+        log.warning("phone ending %s is on %d students; not identifying", tail[-4:], len(found))
+        return None
+    for session in Session.objects(status="open", expires_at__gt=utcnow()).order_by("-opened_at"):
+        for snap in session.students:
+            if snap.phone and phones_match(snap.phone, digits):
+                return StudentInfo(snap.student_id, snap.name, snap.batch, snap.phone)
+    return None
+
+
+def record_for(session_id: ObjectId, student_id: str) -> Optional[AttendanceRecord]:
+    return AttendanceRecord.objects(session=session_id, student_id=student_id).first()
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas in text that came from outside (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def report_csv(report: Report) -> bytes:
+    """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["student_id", "name", "batch", "phone", "status", "method", "time", "similarity", "distance_m"])
+    for r in report.rows:
+        writer.writerow([
+            _cell(r.student_id), _cell(r.name), _cell(r.batch), r.phone, r.status, r.method,
+            r.time.isoformat() if r.time else "",
+            "" if r.similarity is None else f"{r.similarity:.1f}",
+            "" if r.distance_m is None else f"{r.distance_m:.0f}",
+        ])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def require_snapshot_student(session: Session, student_id: str) -> None:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from integrations.api.errors import NOT_OWN_CONTACT, RosterError
-from integrations.models import Session
+from integrations.models import AttendanceRecord, Session
 from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
@@ -135,6 +135,37 @@ class RosterService:
         session = await self._run(records.get_session, session_id)
         return await self._run(Session.close, session.id)
 
+    async def extend_session(self, session_id: str, seconds: float) -> Optional[dt.datetime]:
+        """New expiry of the open session, or None if it is not open."""
+        session = await self._run(records.get_session, session_id)
+        return await self._run(Session.extend, session.id, seconds)
+
+    async def session_by_otp(self, otp: str) -> Optional[Session]:
+        """Newest session with this OTP, open or not (tells a wrong code from an expired one)."""
+        return await self._run(records.session_by_otp, otp)
+
+    async def teacher_open_session(self, telegram_id: int) -> Optional[Session]:
+        return await self._run(records.teacher_open_session, telegram_id)
+
+    async def latest_session(self, telegram_id: int) -> Optional[Session]:
+        return await self._run(records.latest_session, telegram_id)
+
+    async def session_stats(self, session_id: str) -> dict[str, int]:
+        """{total, present, failed, absent, locked} for a status line."""
+        session = await self._run(records.get_session, session_id)
+        return await self._run(records.session_stats, session)
+
+    # -- students
+
+    async def identify_student(self, phone: str, telegram_user_id: Optional[int] = None) -> Optional[StudentInfo]:
+        """The student with this (own, checked) phone, or None; see records.identify_student."""
+        return await self._run(records.identify_student, phone, telegram_user_id)
+
+    async def attendance_of(self, session_id: str, student_id: str) -> Optional[AttendanceRecord]:
+        """The student's record in the session (e.g. to say "already marked at ...")."""
+        session = await self._run(records.get_session, session_id)
+        return await self._run(records.record_for, session.id, student_id)
+
     # -- attendance
 
     async def submit_attendance(
@@ -155,3 +186,8 @@ class RosterService:
     async def report(self, session_id: str) -> Report:
         """Report data for a session: every snapshot student with their status."""
         return await self._run(self.backend.report, session_id)
+
+    @staticmethod
+    def report_csv(report: Report) -> bytes:
+        """The report as a CSV file's bytes (formula-safe, UTF-8 with BOM)."""
+        return records.report_csv(report)

@@ -1,0 +1,88 @@
+"""Session helpers the flows use: identify a student, codes, status counts, extend, CSV report."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from integrations.models import Session, Student
+from integrations.roster.csv_import import import_roster_text
+from integrations.roster.local import LocalRoster
+from integrations.roster.service import RosterService
+from tests.integrations.conftest import utc
+
+TG = 9001
+ROSTER = (
+    "role,id,name,phone,email,password,batch,subject\n"
+    "teacher,,Asha Rao,+91 98480 00001,asha@example.edu,pw-asha,B1,Python\n"
+    "student,S1,Ravi,+91 90000 00001,,,B1,\n"
+    "student,S2,=HYPERLINK(\"x\"),90000 00002,,,B1,\n"
+    "student,S3,Meena,,,,B1,\n"
+)
+
+
+@pytest.fixture
+async def service(db):
+    import_roster_text(ROSTER)
+    svc = RosterService(LocalRoster())
+    await svc.login_teacher(TG, "919848000001", "asha@example.edu", "pw-asha")
+    yield svc
+    svc.close()
+
+
+async def open_one(service, otp="123456", minutes=5):
+    students = await service.load_students(TG, ["B1"], "Python")
+    return await service.open_session(TG, otp, ["B1"], "Python", 17.4, 78.5, 50, utc(minutes=minutes), students)
+
+
+async def test_identify_student_by_phone_and_remember_telegram_id(service):
+    found = await service.identify_student("09000000001", telegram_user_id=77)
+    assert (found.student_id, found.name) == ("S1", "Ravi")
+    assert Student.objects(student_id="S1").get().telegram_user_id == 77
+    assert await service.identify_student("+91 99999 99999") is None
+    assert await service.identify_student("123") is None
+
+
+async def test_identify_student_from_an_open_session_snapshot(db):
+    # the http backend has no local students: the open session's snapshot is the roster
+    import_roster_text(ROSTER)
+    svc = RosterService(LocalRoster())
+    await svc.login_teacher(TG, "919848000001", "asha@example.edu", "pw-asha")
+    await open_one(svc)
+    Student.objects.delete()
+    found = await svc.identify_student("+919000000001")
+    assert found.student_id == "S1"
+    svc.close()
+
+
+async def test_codes_status_extend_and_latest(service):
+    session = await open_one(service)
+    sid = str(session.id)
+    assert (await service.teacher_open_session(TG)).id == session.id
+    assert (await service.session_by_otp("123456")).id == session.id
+    await service.submit_attendance(sid, "S1", "present")
+    await service.submit_attendance(sid, "S2", "failed")
+    Session.record_failed_otp(session.id, "S3", 1)
+    assert await service.session_stats(sid) == {"total": 3, "present": 1, "failed": 1, "absent": 2, "locked": 1}
+    assert (await service.attendance_of(sid, "S1")).status == "present"
+    assert await service.attendance_of(sid, "S3") is None
+    before = Session.objects(id=session.id).get().expires_at
+    after = await service.extend_session(sid, 300)
+    assert (after - before).total_seconds() == 300
+    assert await service.close_session(sid)
+    assert await service.extend_session(sid, 60) is None
+    assert await service.teacher_open_session(TG) is None
+    assert (await service.session_by_otp("123456")).status == "closed"  # "expired", not "wrong"
+    assert (await service.latest_session(TG)).id == session.id
+
+
+async def test_report_csv_is_formula_safe(service):
+    session = await open_one(service)
+    await service.submit_attendance(str(session.id), "S1", "present", similarity=97.25, distance_m=12.4)
+    data = service.report_csv(await service.report(str(session.id)))
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert [(r["student_id"], r["status"]) for r in rows] == [("S1", "present"), ("S2", "absent"), ("S3", "absent")]
+    assert rows[0]["similarity"] == "97.2" or rows[0]["similarity"] == "97.3"
+    assert rows[1]["name"].startswith("'=")
