@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
-from .faces.base import SERVICE_ERROR, FaceResult, FaceVerifier
+from .faces.base import SERVICE_ERROR, STUDENT_FAULTS, FaceResult, FaceVerifier
 from .video import extract_frame
 
 log = logging.getLogger(__name__)
@@ -239,12 +239,14 @@ class VerifyQueue:
             log.exception("verification processor failed")
             face = FaceResult(False, SERVICE_ERROR, detail=type(exc).__name__)
         run = time.monotonic() - started
-        if face.reason in ("mismatch", "no_face"):
+        counted = not face.matched and face.reason in STUDENT_FAULTS
+        if counted:
             failures = self._failures[key] = max(self._failures.get(key, 0), failures) + 1
         left = max(0, self.max_attempts - failures)
-        if not face.matched and face.reason in ("mismatch", "no_face") and left == 0:
-            return VerifyOutcome(False, ATTEMPTS_EXHAUSTED, failures, 0, self.max_attempts, face, face.reason, wait, run)
-        return VerifyOutcome(face.matched, face.reason, failures, left, self.max_attempts, face, face.reason, wait, run)
+        reason = ATTEMPTS_EXHAUSTED if counted and left == 0 else face.reason
+        return VerifyOutcome(
+            face.matched, reason, failures, left, self.max_attempts, face, face.reason, wait, run
+        )
 
     # -- metrics ---------------------------------------------------------------------------
 

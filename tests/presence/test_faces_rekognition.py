@@ -37,7 +37,8 @@ def s3():
 
 @pytest.fixture
 def rek():
-    client = boto3.client("rekognition", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": 1}))
+    config = Config(retries={"mode": "standard", "max_attempts": 1})
+    client = boto3.client("rekognition", region_name="us-east-1", config=config)
     with Stubber(client) as stub:
         yield client, stub
         stub.assert_no_pending_responses()

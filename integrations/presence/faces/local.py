@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from .base import (
-    BAD_IMAGE, INVALID_ID, MATCH, MISMATCH, NO_FACE, NO_REFERENCE, STORED, FaceResult, FaceVerifier,
+    BAD_IMAGE, INVALID_ID, MATCH, MISMATCH, NO_FACE, NO_REFERENCE, SERVICE_ERROR, STORED, FaceResult,
+    FaceVerifier,
     safe_id,
 )
 
@@ -143,7 +144,7 @@ class LocalFaceVerifier(FaceVerifier):
             return result(distance <= self.tolerance, MATCH if distance <= self.tolerance else MISMATCH, distance)
         except Exception as exc:  # a verifier never raises; the queue still reports something
             log.exception("local face verification failed")
-            return result(False, "service_error", detail=type(exc).__name__)
+            return result(False, SERVICE_ERROR, detail=type(exc).__name__)
 
     def has_reference(self, batch: str, student_id: str) -> bool:
         path = self._path(batch, student_id)
@@ -166,5 +167,5 @@ class LocalFaceVerifier(FaceVerifier):
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("could not store reference photo: %s", type(exc).__name__)
-            return FaceResult(False, "service_error", backend=self.name, detail=type(exc).__name__)
+            return FaceResult(False, SERVICE_ERROR, backend=self.name, detail=type(exc).__name__)
         return FaceResult(True, STORED, backend=self.name)
