@@ -38,3 +38,22 @@ def note_bytes(shared_faces: Path):
         return (shared_faces / f"note_{name}.mp4").read_bytes()
 
     return read
+
+
+_PRESENCE_SETTINGS = (
+    "LOCATION_DISTANCE_LIMIT_METERS", "OTP_MAX_ATTEMPTS", "FACE_VERIFIER", "FACE_MATCH_THRESHOLD",
+    "LOCAL_FACE_TOLERANCE", "FACES_DIR", "FACE_MAX_ATTEMPTS", "VIDEO_MAX_BYTES", "VIDEO_MAX_SECONDS",
+    "VERIFY_QUEUE_CAPACITY", "VERIFY_WORKERS", "AWS_ENDPOINT_URL", "AWS_S3_BUCKET",
+)
+
+
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch: pytest.MonkeyPatch):
+    """Tests that rely on defaults see the documented defaults, whatever a developer's .env says."""
+    import integrations.settings as settings_module
+
+    for name in _PRESENCE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    settings = settings_module.load_settings(_env_file=None)
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    return settings
