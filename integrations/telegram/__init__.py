@@ -4,12 +4,12 @@ Entry points: :func:`require_telegram_settings`, :class:`TelegramRuntime` (both 
 graceful stop), :class:`TelegramSender` (replies) and :class:`BotTransport` (updates).
 """
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
-from integrations.telegram.health import check_heartbeat, heartbeat_path
+from integrations.telegram.health import check_heartbeat, health_command, heartbeat_path
 from integrations.telegram.runtime import TelegramRuntime
 from integrations.telegram.sender import TelegramSender
 from integrations.telegram.transport import BotTransport
 
 __all__ = [
     "BotTransport", "TelegramConfig", "TelegramRuntime", "TelegramSender",
-    "check_heartbeat", "heartbeat_path", "require_telegram_settings",
+    "check_heartbeat", "health_command", "heartbeat_path", "require_telegram_settings",
 ]

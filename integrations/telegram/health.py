@@ -38,3 +38,10 @@ def check_heartbeat(path: Path, max_age: float = 90.0, now: Optional[float] = No
     if down or not beat.get("bots"):
         return False, "disconnected: " + (", ".join(down) or "no bots")
     return True, "ok"
+
+
+def health_command(session_dir: Path | str, max_age: float = 90.0) -> int:
+    """What ``python run.py health`` runs: print the verdict, return the exit status (0 healthy)."""
+    healthy, reason = check_heartbeat(heartbeat_path(session_dir), max_age)
+    print(reason)
+    return 0 if healthy else 1

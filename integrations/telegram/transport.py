@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from pyrogram import Client, StopPropagation, raw, types
@@ -112,6 +113,8 @@ class BotTransport:
     async def _submit(self, update: Optional[Update]) -> None:
         if update is None:
             return
+        if request_id_var.get() != "-":
+            update = dataclasses.replace(update, request_id=request_id_var.get())
         token = request_id_var.set(update.request_id)
         try:
             log.debug("update %s from chat %s (bot %s)", update.kind, update.chat_id, self.bot)
@@ -132,9 +135,12 @@ class BotTransport:
             return
         self._in_flight += 1
         self._idle.clear()
+        # A request id from the first moment, so download logs already carry it.
+        token = request_id_var.set(uuid.uuid4().hex[:12])
         try:
             yield True
         finally:
+            request_id_var.reset(token)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

@@ -261,3 +261,12 @@ def test_process_exits_zero_on_sigterm(tmp_path):
         proc.kill()
     assert proc.returncode == 0, err
     assert out.split("\n")[:4] == ["draining", "drained", "stopped attendance-teacher", "stopped attendance-student"]
+
+
+def test_health_command(tmp_path, capsys):
+    from integrations.telegram.health import health_command
+
+    assert health_command(tmp_path) == 1
+    write_heartbeat(heartbeat_path(tmp_path), {"teacher": True, "student": True})
+    assert health_command(tmp_path) == 0
+    assert capsys.readouterr().out.splitlines() == [f"no heartbeat at {heartbeat_path(tmp_path)}", "ok"]
