@@ -16,7 +16,13 @@ from pyrogram import Client, enums
 from pyrogram.errors import FloodWait, MessageNotModified, RPCError
 
 from engine.types import (
-    AnswerCallback, DeleteMessage, EditText, Outgoing, ReplyAction, SendDocument, SendText,
+    AnswerCallback,
+    DeleteMessage,
+    EditText,
+    Outgoing,
+    ReplyAction,
+    SendDocument,
+    SendText,
 )
 from integrations.logging_setup import request_id_var
 from integrations.telegram.markup import inline_keyboard, markup_for
@@ -118,7 +124,7 @@ class TelegramSender:
                 if i:
                     await limiter.acquire(chat_id)
                 markup = markup_for(action) if i == len(parts) - 1 else None
-                message = await self._call(lambda: client.send_message(
+                message = await self._call(lambda part=part, markup=markup: client.send_message(
                     chat_id, part, parse_mode=self.parse_mode, reply_markup=markup,
                     disable_web_page_preview=True))
             return getattr(message, "id", None)

@@ -12,7 +12,16 @@ from integrations.logging_setup import request_id_var
 from integrations.telegram.mapping import map_callback, map_message, parse_command
 from integrations.telegram.transport import BotTransport
 from tests.telegram.conftest import (
-    NOW, USER_ID, document_media, geo, new_message, raw_message, raw_user, settle, video_note_media, wire,
+    NOW,
+    USER_ID,
+    document_media,
+    geo,
+    new_message,
+    raw_message,
+    raw_user,
+    settle,
+    video_note_media,
+    wire,
 )
 
 CAP = 4096

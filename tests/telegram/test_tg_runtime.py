@@ -15,10 +15,21 @@ from pyrogram import Client, types
 from engine.types import Outgoing, SendText, Update
 from integrations.settings import SettingsError, load_settings
 from integrations.telegram.config import TelegramConfig
-from integrations.telegram.health import check_heartbeat, heartbeat_path, write_heartbeat
+from integrations.telegram.health import (
+    check_heartbeat,
+    heartbeat_path,
+    write_heartbeat,
+)
 from integrations.telegram.runtime import TelegramRuntime, default_client_factory
 from tests.telegram.conftest import (
-    API_HASH, STUDENT_TOKEN, TEACHER_TOKEN, Recorder, intercept, new_message, raw_message, settle,
+    API_HASH,
+    STUDENT_TOKEN,
+    TEACHER_TOKEN,
+    Recorder,
+    intercept,
+    new_message,
+    raw_message,
+    settle,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

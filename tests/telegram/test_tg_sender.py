@@ -8,7 +8,14 @@ from pyrogram import raw
 from pyrogram.errors import FloodWait, MessageNotModified, UserIsBlocked
 
 from engine.types import (
-    AnswerCallback, Button, DeleteMessage, EditText, InlineButton, Outgoing, SendDocument, SendText,
+    AnswerCallback,
+    Button,
+    DeleteMessage,
+    EditText,
+    InlineButton,
+    Outgoing,
+    SendDocument,
+    SendText,
 )
 from integrations.logging_setup import RequestIdFilter
 from integrations.telegram.sender import TelegramSender, split_text
