@@ -11,11 +11,14 @@ import json as _json
 import logging
 import re
 import sys
-from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Optional
 
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# One contextvar for the whole app: the engine sets it around each step, the transport from the
+# moment an update arrives. Re-exported here so integrations need not import engine internals.
+from engine.context import request_id_var
+
+__all__ = ["configure_logging", "redact", "request_id_var", "JsonFormatter", "RedactFilter", "RequestIdFilter"]
 
 _HANDLER_MARK = "_attendance_flows_handler"
 

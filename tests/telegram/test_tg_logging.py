@@ -76,3 +76,9 @@ def test_json_lines(capture):
 
 def test_pyrogram_is_quieted_unless_debug(capture):
     assert logging.getLogger("pyrogram").level == logging.WARNING
+
+
+def test_one_request_id_var_for_engine_and_transport():
+    from engine.context import request_id_var as engine_var
+
+    assert request_id_var is engine_var
