@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from pyrogram import Client
 
@@ -28,7 +28,7 @@ from integrations.telegram.transport import BotTransport, Submit
 
 log = logging.getLogger(__name__)
 
-Drain = Callable[[], Awaitable[None]]
+Drain = Callable[[], Awaitable[object]]
 ClientFactory = Callable[[str, TelegramConfig], Client]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -188,3 +188,19 @@ class TelegramRuntime:
         loop = asyncio.get_running_loop()
         while self._signals:
             loop.remove_signal_handler(self._signals.pop())
+
+
+async def serve_engine(config: Union[TelegramConfig, Settings], engine: Any, **runtime_options: Any) -> None:
+    """Run the bots for an engine until SIGTERM/SIGINT, then drain and stop it; for ``run.py``.
+
+    ``engine`` needs ``add_sink``, ``start``, ``submit``, ``drain`` and ``stop`` (as
+    :class:`engine.runtime.Engine` has). Returns normally after a graceful stop, so the process
+    exits 0.
+    """
+    runtime = TelegramRuntime(config, submit=engine.submit, drain=engine.drain, **runtime_options)
+    engine.add_sink(runtime.deliver)
+    await engine.start()
+    try:
+        await runtime.run()
+    finally:
+        await engine.stop()

@@ -24,7 +24,7 @@ from integrations.telegram.mapping import location_from_raw, map_callback, map_m
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[Update], Awaitable[None]]
+Submit = Callable[[Update], Awaitable[object]]  # Engine.submit returns its actions; ignored
 _NEW_MESSAGE = (raw.types.UpdateNewMessage, raw.types.UpdateNewChannelMessage)
 
 

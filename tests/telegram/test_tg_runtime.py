@@ -281,3 +281,60 @@ def test_health_command(tmp_path, capsys):
     write_heartbeat(heartbeat_path(tmp_path), {"teacher": True, "student": True})
     assert health_command(tmp_path) == 0
     assert capsys.readouterr().out.splitlines() == [f"no heartbeat at {heartbeat_path(tmp_path)}", "ok"]
+
+
+class FakeEngine:
+    """The duck type serve_engine needs, recording the lifecycle."""
+
+    def __init__(self, events: list[str]):
+        self.events, self.sinks = events, []
+
+    def add_sink(self, sink) -> None:
+        self.sinks.append(sink)
+
+    async def start(self) -> int:
+        self.events.append("engine:start")
+        return 0
+
+    async def submit(self, update: Update) -> list:
+        self.events.append(f"engine:submit:{update.payload}")
+        for sink in self.sinks:
+            await sink(Outgoing(update.bot, update.chat_id, (SendText(f"echo {update.payload}"),), update.request_id))
+        return []
+
+    async def drain(self) -> None:
+        self.events.append("engine:drain")
+
+    async def stop(self) -> None:
+        self.events.append("engine:stop")
+
+
+async def test_serve_engine_round_trip_and_sigterm(fake_network, config, factory, recorder, events, monkeypatch):
+    from integrations.telegram.runtime import serve_engine
+
+    engine = FakeEngine(events)
+    started: list[TelegramRuntime] = []
+    original_start = TelegramRuntime.start
+
+    async def spy_start(self):
+        await original_start(self)
+        started.append(self)
+
+    monkeypatch.setattr(TelegramRuntime, "start", spy_start)
+    task = asyncio.create_task(serve_engine(config, engine, in_memory=True, heartbeat_interval=0,
+                                            client_factory=factory))
+    for _ in range(200):
+        if started:
+            break
+        await asyncio.sleep(0.01)
+    started[0].clients["student"].dispatcher.updates_queue.put_nowait(new_message(raw_message(3, "hi")))
+    for _ in range(200):
+        if recorder.calls:
+            break
+        await asyncio.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 5)
+    assert [c.message for c in recorder.calls] == ["echo hi"]
+    lifecycle = [e for e in events if e.startswith("engine") or e.startswith("stop")]
+    assert lifecycle == ["engine:start", "engine:submit:hi", "engine:drain", "stop:attendance-teacher",
+                         "stop:attendance-student", "engine:stop"]
