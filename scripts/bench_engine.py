@@ -260,7 +260,7 @@ async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, Com
     idle_n = args.idle if bench.name == "memory" else min(args.idle, args.mongo_idle)
     if idle_n <= 0:
         return out
-    note(f"  {bench.name}: {res.updates} updates measured; parking {idle_n} idle conversations")
+    note(f"  {bench.name}: {out['updates']} updates measured; parking {idle_n} idle conversations")
 
     # --- memory per idle conversation: park --idle chats in the waiting state
     park_steps = STEP_NAMES.index("event")  # everything up to, not including, the event
@@ -351,6 +351,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nmachine: nproc={os.cpu_count()} cpu={cpu_model()!r} python={platform.python_version()}"
           f" pinned={args.cpu if args.cpu >= 0 else 'no'}")
     print("packages: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    (a, _, _), (b, _, _) = args.load
+    print(f"load average (1 min) {a:.2f} at start, {b:.2f} at end, on {os.cpu_count()} CPUs:"
+          " figures are noisy when it exceeds the CPU count")
     print(f"run: chats={args.chats} x {len(STEP_NAMES)} updates, concurrency={args.concurrency}, "
           f"warmup={args.warmup}, idle={args.idle}, timers={'on' if args.timers else 'off'}\n")
     for r in results:
@@ -391,7 +394,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="chats in flight at once")
     p.add_argument("--idle", type=int, default=10_000,
                    help="conversations parked in the waiting state for the memory figure (0: skip)")
-    p.add_argument("--mongo-idle", type=int, default=2000,
+    p.add_argument("--mongo-idle", type=int, default=1000,
                    help="cap on --idle for mongomock, whose find/update scan the whole collection"
                         " (O(n) per query: 10,000 parked chats take many minutes)")
     p.add_argument("--trace-idle", type=int, default=10_000,
@@ -409,30 +412,38 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_one(store: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One store's whole benchmark (throughput, latency, idle memory) in this process."""
     registry = build_registry()
     flows = load_bench_flows(registry)
-    benches = []
-    if args.store in ("memory", "both"):
-        benches.append(memory_bench())
-    if args.store in ("mongo", "both"):
-        benches.append(mongo_bench())
-    results = []
-    for bench in benches:
-        t = time.perf_counter()
-        note(f"running {bench.name} ...")
-        results.append(await run_store(bench, args, flows, registry))
-        note(f"  {bench.name} done in {time.perf_counter() - t:.1f} s")
-        gc.collect()
-    return results
+    bench = memory_bench() if store == "memory" else mongo_bench()
+    t = time.perf_counter()
+    note(f"running {bench.name} ...")
+    result = asyncio.run(run_store(bench, args, flows, registry))
+    note(f"  {bench.name} done in {time.perf_counter() - t:.1f} s")
+    return result
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})  # before any thread starts: to_thread workers inherit it
-    results = asyncio.run(amain(args))
+        os.sched_setaffinity(0, {args.cpu})  # before any thread starts: children and workers inherit it
+    stores = ["memory", "mongo"] if args.store == "both" else [args.store]
+    load0 = os.getloadavg()
+    results = []
+    for store in stores:
+        if len(stores) == 1:
+            results.append(run_one(store, args))
+            continue
+        # Each store in a fresh forked process, so one store's freed memory does not hide the
+        # other's RSS growth and its garbage does not slow the other's collections.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            results.append(pool.submit(run_one, store, args).result())
+    args.load = (load0, os.getloadavg())
     report(results, args)
     return 0 if all(r["sane"] for r in results) else 1
 
