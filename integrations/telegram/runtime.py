@@ -33,6 +33,10 @@ ClientFactory = Callable[[str, TelegramConfig], Client]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+class TelegramStartError(RuntimeError):
+    """A bot could not connect or authorise; the message names the bot, never its token."""
+
+
 def default_client_factory(in_memory: bool = False) -> ClientFactory:
     def build(bot: str, config: TelegramConfig) -> Client:
         return Client(
@@ -115,6 +119,7 @@ class TelegramRuntime:
         if not self.in_memory:
             self.config.session_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._install_signal_handlers()
+        bot = ""
         try:
             for bot in self.config.bot_tokens:
                 client = self.client_factory(bot, self.config)
@@ -125,10 +130,13 @@ class TelegramRuntime:
                 self.sender.attach(bot, client)
                 me = getattr(client, "me", None)
                 log.info("%s bot started as @%s", bot, getattr(me, "username", "?"))
-        except BaseException:
-            log.error("Telegram start-up failed; stopping the clients already started")
+        except BaseException as exc:
+            log.error("Telegram start-up failed (%s bot); stopping the clients already started", bot)
             await self._stop_clients()
             self._remove_signal_handlers()
+            if isinstance(exc, Exception):
+                # Pyrogram reports an unreachable Telegram as e.g. KeyError(0) or OSError.
+                raise TelegramStartError(f"the {bot} bot could not start: {type(exc).__name__}: {exc}") from exc
             raise
         self.started.set()
 

@@ -20,7 +20,7 @@ from integrations.telegram.health import (
     heartbeat_path,
     write_heartbeat,
 )
-from integrations.telegram.runtime import TelegramRuntime, default_client_factory
+from integrations.telegram.runtime import TelegramRuntime, TelegramStartError, default_client_factory
 from tests.telegram.conftest import (
     API_HASH,
     STUDENT_TOKEN,
@@ -189,7 +189,7 @@ async def test_failed_start_stops_the_started_client(fake_network, config, facto
     async def noop(*_): ...
 
     runtime = TelegramRuntime(config, noop, noop, in_memory=True, heartbeat_interval=0, client_factory=factory)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(TelegramStartError, match="the student bot could not start: ConnectionError"):
         await runtime.run()
     assert events == ["start:attendance-teacher", "stop:attendance-teacher"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
