@@ -141,7 +141,14 @@ class TelegramRuntime:
         self.started.set()
 
     async def shutdown(self) -> None:
+        """Stop accepting, finish running handlers, drain the engine, stop the clients.
+
+        Handlers and drain share one ``drain_timeout`` budget, so the whole stop fits in the
+        container's grace period.
+        """
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout
         for transport in self.transports.values():
             transport.stop_accepting()
         try:
@@ -151,7 +158,7 @@ class TelegramRuntime:
         except asyncio.TimeoutError:
             log.error("handlers still running after %ss; draining anyway", self.drain_timeout)
         try:
-            await asyncio.wait_for(self.drain(), self.drain_timeout)
+            await asyncio.wait_for(self.drain(), max(0.1, deadline - loop.time()))
             self.drained = True
             log.info("engine drained")
         except asyncio.TimeoutError:
@@ -161,6 +168,8 @@ class TelegramRuntime:
         self.sender.detach_all()
         await self._stop_clients()
         self._remove_signal_handlers()
+        if self.heartbeat_interval > 0:  # a stopped runtime must not look healthy to the next check
+            heartbeat_path(self.config.session_dir).unlink(missing_ok=True)
         log.info("Telegram runtime stopped")
 
     async def _stop_clients(self) -> None:

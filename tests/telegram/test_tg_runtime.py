@@ -210,6 +210,7 @@ async def test_heartbeat_is_written_while_running(fake_network, config, factory)
     assert check_heartbeat(path) == (True, "ok")
     runtime.request_stop()
     await asyncio.wait_for(task, 5)
+    assert not path.exists()  # removed on stop
 
 
 def test_check_heartbeat_reports_problems(tmp_path):
