@@ -46,20 +46,27 @@ def cmd_draw(args: argparse.Namespace) -> int:
 async def _simulate(args: argparse.Namespace) -> int:
     from engine.script import run_script
     from engine.simulator import InputError, SimUser, Simulator
-    from integrations.app import build_engine
+    from integrations.app import build_app
 
     script = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
     flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
     if not flows:
         print("name a flow file (or give a script with `flows:`)", file=sys.stderr)
         return 2
-    engine = build_engine(flows if isinstance(flows, str) else flows[0])
-    await engine.start()
+    from integrations.settings import get_settings
+    from integrations.simulation import apply_env, prepare
+
+    setup = (script or {}).get("setup") or {}
+    apply_env(setup)
+    app = build_app(flows)
+    engine = app.engine
+    variables = prepare(setup, get_settings().faces_dir)
+    await app.start()
     sim = Simulator(engine, echo=print if (not args.script or args.verbose) else None)
     try:
         if script:
             default_bot = next(iter(engine.flows))
-            result = await run_script(sim, script, default_bot)
+            result = await run_script(sim, script, default_bot, variables=variables)
             for failure in result.failures:
                 print("FAIL", failure)
             print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")
@@ -82,7 +89,7 @@ async def _simulate(args: argparse.Namespace) -> int:
             except InputError as exc:
                 print(f"  (simulator) {exc}")
     finally:
-        await engine.stop()
+        await app.stop()
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -90,6 +90,7 @@ def _texts_of_state(s: StateSpec) -> Iterable[str]:
         yield s.document.caption
     for opt in s.options:
         yield opt.label
+    yield from s.suggestions
     for h in (*s.on.values(), *s.commands.values(), *s.events.values()):
         yield from _texts_of_handler(h)
 

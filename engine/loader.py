@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Union
 
 import jsonschema
 import yaml
@@ -118,25 +118,39 @@ def flow_files(target: Path | str) -> list[Path]:
     return [target]
 
 
-def check_paths(paths: Iterable[Path | str], hooks: HookRegistry) -> list[FlowError]:
-    """Every error of every flow file under the given paths (files or folders)."""
+Targets = Union[Path, str, Iterable[Union[Path, str]]]
+
+
+def _targets(targets: Targets) -> list[Path]:
+    if isinstance(targets, (str, Path)):
+        return [Path(targets)]
+    return [Path(t) for t in targets]
+
+
+def _parse_all(targets: Targets, hooks: HookRegistry) -> tuple[dict[str, CompiledFlow], list[FlowError]]:
+    flows: dict[str, CompiledFlow] = {}
     errors: list[FlowError] = []
-    seen_bots: dict[str, str] = {}
-    for target in paths:
+    for target in _targets(targets):
         for file in flow_files(target):
             flow, errs = parse_flow(file.read_text(encoding="utf-8"), str(file), hooks)
             errors += errs
-            if flow:
-                other = seen_bots.setdefault(flow.spec.bot, str(file))
-                if other != str(file):
-                    errors.append(FlowError(str(file), 1, f"bot '{flow.spec.bot}' is already served by {other}", kind="duplicate"))
-    return errors
+            if flow is None:
+                continue
+            other = flows.get(flow.spec.bot)
+            if other is not None and other.spec.path != flow.spec.path:
+                errors.append(FlowError(str(file), 1, f"bot '{flow.spec.bot}' is already served by {other.spec.path}", kind="duplicate"))
+            flows.setdefault(flow.spec.bot, flow)
+    return flows, errors
 
 
-def load_flows(target: Path | str, hooks: HookRegistry) -> dict[str, CompiledFlow]:
-    """All flows in a folder (or one file), keyed by the bot that serves them."""
-    errors = check_paths([target], hooks)
+def check_paths(targets: Targets, hooks: HookRegistry) -> list[FlowError]:
+    """Every error of every flow file under the given paths (files or folders)."""
+    return _parse_all(targets, hooks)[1]
+
+
+def load_flows(targets: Targets, hooks: HookRegistry) -> dict[str, CompiledFlow]:
+    """All flows in the given files or folders, keyed by the bot that serves them."""
+    flows, errors = _parse_all(targets, hooks)
     if errors:
         raise FlowLoadError(errors)
-    flows = [load_flow(p, hooks) for p in flow_files(target)]
-    return {f.spec.bot: f for f in flows}
+    return flows

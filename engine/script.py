@@ -12,16 +12,21 @@ Script (YAML)::
       - asha: "/location 17.38 78.48"
         expect_not: ["Sorry"]
       - wait: 0.5                    # real seconds, to let timers or workers run
+      - teacher: /tap Done
+        capture: {otp: "Code: (\\d{6})"}   # remember a value from the replies ...
+      - asha: $otp                   # ... and use it later as $otp (also in expect)
 """
 from __future__ import annotations
 
 import asyncio
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .simulator import InputError, SimUser, Simulator
 
-STEP_KEYS = {"expect", "expect_not", "within", "state", "no_reply", "note"}
+STEP_KEYS = {"expect", "expect_not", "within", "state", "no_reply", "note", "capture"}
 
 
 @dataclass
@@ -52,9 +57,15 @@ async def run_script(
     default_bot: Optional[str] = None,
     stop_on_failure: bool = True,
     echo: Optional[Callable[[str], None]] = None,
+    variables: Optional[dict[str, str]] = None,
 ) -> ScriptResult:
     users = users_of(script, default_bot)
     result = ScriptResult()
+    values: dict[str, str] = dict(variables or {})
+
+    def sub(text: Any) -> str:
+        return string.Template(str(text)).safe_substitute(values)
+
     for number, step in enumerate(script.get("steps") or [], start=1):
         result.steps = number
         if "wait" in step:
@@ -65,7 +76,7 @@ async def run_script(
             result.failures.append(f"step {number}: name exactly one known user ({sorted(users)})")
             break
         user = users[actors[0]]
-        line = str(step[actors[0]])
+        line = sub(step[actors[0]])
         before = len(sim.received(user))
         try:
             await sim.send(user, line)
@@ -75,13 +86,19 @@ async def run_script(
                 break
             continue
         problems = []
-        expect = [str(e) for e in step.get("expect") or []]
+        expect = [sub(e) for e in step.get("expect") or []]
         missing = await sim.wait_for(user, expect, before, float(step.get("within", 0)))
         if missing:
             problems.append(f"missing {missing!r}")
         got = sim.texts(user, before)
+        for name, pattern in (step.get("capture") or {}).items():
+            found = re.search(pattern, "\n".join(got))
+            if found:
+                values[name] = found.group(1)
+            else:
+                problems.append(f"nothing to capture as {name!r} with {pattern!r}")
         for unwanted in step.get("expect_not") or []:
-            if any(unwanted in text for text in got):
+            if any(sub(unwanted) in text for text in got):
                 problems.append(f"unexpected {unwanted!r}")
         if step.get("no_reply") and got:
             problems.append("expected no reply")

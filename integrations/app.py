@@ -1,6 +1,8 @@
-"""Assemble the app: settings → hooks → flows → store → engine. Shared by run.py and tests."""
+"""Assemble the app: settings → services → hooks → flows → store → engine. Shared by run.py and tests."""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,28 +12,54 @@ from engine.runtime import Engine
 from engine.store import ConversationStore, MemoryStore
 
 from .app_hooks import build_registry
+from .services import Services, build_services
 from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def build_store(settings: Settings) -> ConversationStore:
     if settings.store == "mongo":
-        from .db import connect_db
         from .mongo_conversations import MongoConversationStore
 
-        connect_db(settings.mongodb_uri)
-        return MongoConversationStore()
+        return MongoConversationStore()  # the database is connected by build_services
     return MemoryStore()
 
 
-def build_engine(
-    flows: Path | str,
+@dataclass
+class App:
+    engine: Engine
+    services: Services
+
+    async def start(self) -> None:
+        await self.services.start()
+        rearmed = await self.engine.start()
+        log.info("engine started; %d conversation timeout(s) re-armed", rearmed)
+
+    async def drain(self) -> None:
+        """Stop taking updates, finish in-flight steps and verifications (their answers too)."""
+        await self.services.drain()
+        await self.engine.drain()
+
+    async def stop(self) -> None:
+        await self.drain()
+        await self.engine.stop()
+        await self.services.stop()
+
+
+def build_app(
+    flows: Path | str | list[str] | None = None,
     settings: Optional[Settings] = None,
+    *,
     registry: Optional[HookRegistry] = None,
     store: Optional[ConversationStore] = None,
-    services: Any = None,
-    use_timers: bool = True,
-) -> Engine:
+    services: Optional[Services] = None,
+    **service_options: Any,
+) -> App:
     settings = settings or get_settings()
+    services = services or build_services(settings, **service_options)
     registry = registry or build_registry()
-    compiled = load_flows(flows, registry)
-    return Engine(compiled, registry, store or build_store(settings), services, use_timers=use_timers)
+    compiled = load_flows(flows or settings.flows_dir, registry)
+    engine = Engine(compiled, registry, store or build_store(settings), services)
+    services.engine = engine
+    return App(engine, services)

@@ -4,9 +4,12 @@ from __future__ import annotations
 from engine.hooks import HookRegistry
 
 from . import example_hooks
+from .hooks import student, teacher
 
 
 def build_registry() -> HookRegistry:
     registry = HookRegistry()
     example_hooks.register(registry)
+    teacher.register(registry)
+    student.register(registry)
     return registry

@@ -253,6 +253,7 @@ class AttendanceRecord(Document):
     time = DateTimeField(default=utcnow)  # first marked
     updated_at = DateTimeField(default=utcnow)
     synced = BooleanField(default=False)  # accepted by the external API (http backend)
+    note = StringField()  # e.g. the teacher's reason for a manual mark
     rev = IntField(default=0)  # bumped by every change, so a sync never confirms a newer change
 
     meta = {

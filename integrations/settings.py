@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     session_duration_seconds: int = Field(300, ge=30, le=6 * 3600)
     report_buffer_seconds: int = Field(30, ge=0)
     location_distance_limit_meters: float = Field(50.0, gt=0)
+    timezone: str = "UTC"  # how times are shown to users, e.g. Asia/Kolkata
     otp_max_attempts: int = Field(5, ge=1)
 
     # --- face verification
@@ -69,6 +70,17 @@ class Settings(BaseSettings):
     video_max_seconds: int = Field(60, gt=0)
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Asia/Kolkata") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

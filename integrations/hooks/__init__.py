@@ -1,0 +1,1 @@
+"""Hooks of the teacher and student flows. They return outcomes and data; the flows speak."""

@@ -1,0 +1,215 @@
+"""Hooks of flows/student.yaml: who you are, the code, where you are, and your face.
+
+A student is marked present only when all three checks pass: they know the session's code
+(check_code), they are where the class is (check_location) and their face matches their
+reference photo (submit_video → the verification queue → an event back into their chat).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from engine.hooks import HookContext, HookRegistry, HookResult
+from engine.types import VideoNote
+
+from ..api.errors import RosterError
+from ..models import Session, utcnow
+from ..presence import geofence, otp
+from ..presence.verify_queue import VerifyJob, VerifyOutcome
+from ..presence.video import validate_video_note
+from ..roster.service import check_own_contact
+from ..services import Services
+from ..timefmt import as_utc, clock
+from .common import as_contact, blocking, services_of, session_of, unavailable
+
+log = logging.getLogger(__name__)
+
+STUDENT_BOT = "student"
+MB = 1024 * 1024
+
+
+def register(registry: HookRegistry) -> HookRegistry:
+    registry.register("identify_student", identify_student, outcomes=("ok", "not_own", "unknown"),
+                      provides=("student_id", "student_name", "student_batch"))
+    registry.register("check_code", check_code,
+                      outcomes=("ok", "malformed", "wrong", "locked", "no_session", "expired",
+                                "not_on_roster", "already_marked"),
+                      provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time"))
+    registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "expired"),
+                      provides=("distance_m", "radius_m", "accuracy_m"))
+    registry.register("submit_video", submit_video,
+                      outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked"),
+                      provides=("size_mb", "max_mb", "duration_s", "max_s"))
+    return registry
+
+
+def _is_open(session: Session | None) -> bool:
+    return bool(session and session.status == "open" and as_utc(session.expires_at) > utcnow())
+
+
+# ------------------------------------------------------------------------------------ identity
+async def identify_student(ctx: HookContext) -> HookResult:
+    """Own contact only; then the phone must be on a roster (local, or an open session's)."""
+    try:
+        phone = check_own_contact(as_contact(ctx.answer), ctx.update.user_id)
+    except RosterError:
+        return HookResult("not_own")
+    student = await services_of(ctx).roster.identify_student(phone, ctx.update.user_id)
+    if student is None:
+        return HookResult("unknown")
+    return HookResult("ok", {"student_id": student.student_id, "student_name": student.name or student.student_id,
+                             "student_batch": student.batch})
+
+
+# ---------------------------------------------------------------------------------------- code
+def _open_sessions_of(student_id: str) -> list[Session]:
+    return list(Session.objects(status="open", expires_at__gt=utcnow(), students__student_id=student_id))
+
+
+async def check_code(ctx: HookContext) -> HookResult:
+    """Constant-time code check; wrong codes count against every open session of the student."""
+    services = services_of(ctx)
+    student_id = str(ctx.data.get("student_id") or "")
+    code = otp.normalize(ctx.answer)
+    if code is None:
+        return HookResult("malformed")
+    policy = otp.OtpPolicy(services.settings.otp_max_attempts)
+    session = await services.roster.session_by_otp(code)
+    on_roster = session is not None and session.student(student_id) is not None
+    if session is not None and on_roster and otp.codes_equal(code, session.otp):
+        data: dict[str, Any] = {"session_id": str(session.id), "subject": session.subject,
+                                "teacher_name": session.teacher.name or session.teacher.email}
+        if session.is_locked_out(student_id):
+            return HookResult("locked", data)
+        if not _is_open(session):
+            return HookResult("expired", data)
+        record = await services.roster.attendance_of(str(session.id), student_id)
+        if record is not None and record.status == "present":
+            data["marked_time"] = clock(record.time, services.settings.timezone)
+            return HookResult("already_marked", data)
+        return HookResult("ok", data)
+    # A wrong code (or one of a class the student is not in): count it, lock out at the limit.
+    mine = await blocking(_open_sessions_of, student_id)
+    counts = [await blocking(Session.record_failed_otp, s.id, student_id, policy.max_attempts) for s in mine]
+    if any(locked for _, locked in counts):
+        return HookResult("locked")
+    left = policy.max_attempts - max((count for count, _ in counts), default=0)
+    if session is not None and _is_open(session) and not on_roster:
+        return HookResult("not_on_roster", {"attempts_left": left})
+    if not mine:
+        return HookResult("no_session")
+    return HookResult("wrong", {"attempts_left": left})
+
+
+# ------------------------------------------------------------------------------------ location
+async def check_location(ctx: HookContext) -> HookResult:
+    session = await session_of(ctx)
+    if not _is_open(session):
+        return HookResult("expired")
+    assert session is not None
+    where = ctx.answer or {}
+    result = geofence.check_location(
+        (where.get("latitude"), where.get("longitude")), (session.latitude, session.longitude),
+        radius_m=session.radius_m, horizontal_accuracy=where.get("horizontal_accuracy"),
+        forwarded=ctx.update.forwarded,
+    )
+    params = result.params()
+    data = {"distance_m": params.get("distance_m"), "radius_m": params.get("radius_m"),
+            "accuracy_m": params.get("accuracy_m")}
+    if result.ok:
+        return HookResult("ok", data)
+    if result.reason == "too_far":
+        return HookResult("too_far", data)
+    return HookResult("inaccurate", data)  # inaccurate, or a location that makes no sense
+
+
+# --------------------------------------------------------------------------------------- video
+async def submit_video(ctx: HookContext) -> HookResult:
+    """Check what can be checked at once, then queue the face check and answer right away."""
+    services = services_of(ctx)
+    settings = services.settings
+    video = ctx.answer
+    if not isinstance(video, VideoNote):
+        return HookResult("empty")
+    check = validate_video_note(
+        video.data, forwarded=ctx.update.forwarded, duration=video.duration, file_size=video.file_size,
+        max_bytes=settings.video_max_bytes, max_seconds=settings.video_max_seconds,
+    )
+    limits = {"size_mb": round(check.size_bytes / MB, 1), "max_mb": round(settings.video_max_bytes / MB, 1),
+              "duration_s": check.duration_s, "max_s": settings.video_max_seconds}
+    if not check.ok:
+        return HookResult(check.reason if check.reason in ("too_large", "too_long") else "empty", limits)
+    session = await session_of(ctx)
+    if not _is_open(session):
+        return HookResult("expired")
+    assert session is not None
+    student_id = str(ctx.data["student_id"])
+    record = await services.roster.attendance_of(str(session.id), student_id)
+    if record is not None and record.status == "present":
+        return HookResult("already_marked")
+    entry = session.student(student_id)
+    job = VerifyJob(
+        session_id=str(session.id), student_id=student_id,
+        batch=entry.batch if entry else str(ctx.data.get("student_batch") or ""),
+        data=bytes(video.data),
+        on_done=functools.partial(_verified, services, ctx.update.chat_id, ctx.update.user_id,
+                                  str(session.id), student_id, session.subject, ctx.data.get("distance_m")),
+        meta={"request_id": ctx.request_id},
+        prior_failures=session.face_failure_count(student_id),
+    )
+    if not services.verify_queue.submit(job):
+        return HookResult("busy")
+    return HookResult("queued")
+
+
+# Face reasons the student can fix by recording again, and what the flow calls them.
+_RETRYABLE = {"mismatch": "mismatch", "no_face": "no_face"}
+_SERVICE = {"throttled", "service_error"}
+
+
+async def _verified(services: Services, chat_id: int, user_id: int, session_id: str, student_id: str,
+                    subject: str, distance_m: Any, outcome: VerifyOutcome) -> None:
+    """The queue's answer: record attendance on a match, then tell the student's conversation."""
+
+    async def tell(event: str, data: dict[str, Any] | None = None) -> None:
+        await services.engine.post_event(STUDENT_BOT, chat_id, event, data or {}, user_id)
+
+    face = outcome.face
+    params = outcome.params()
+    if outcome.ok:
+        similarity = face.similarity if face else None
+        data = {"subject": subject, "marked_time": clock(utcnow(), services.settings.timezone)}
+        try:
+            await services.roster.submit_attendance(session_id, student_id, "present", "face",
+                                                    similarity=similarity, distance_m=distance_m)
+        except RosterError as exc:
+            if not unavailable(exc):
+                raise
+            await tell("recorded_offline", data)  # kept locally, unsynced; delivered later
+            return
+        await tell("verified", data)
+        return
+    reason = outcome.reason
+    if reason in _RETRYABLE:
+        await blocking(Session.record_face_failure, _oid(session_id), student_id)
+        await tell(_RETRYABLE[reason], params)
+    elif reason == "attempts_exhausted":
+        if outcome.cause in _RETRYABLE:
+            await blocking(Session.record_face_failure, _oid(session_id), student_id)
+        await services.roster.submit_attendance(session_id, student_id, "failed", "face",
+                                                distance_m=distance_m)
+        await tell("attempts_exhausted", params)
+    elif reason == "no_reference":
+        await tell("no_reference", params)
+    elif reason in _SERVICE:
+        await tell("retry_later", params)
+    else:  # corrupt video, undecodable frame, unusable id
+        log.info("video of %s not usable: %s", student_id, reason)
+        await tell("bad_video", params)
+
+
+def _oid(session_id: str) -> Any:
+    from bson import ObjectId
+
+    return ObjectId(session_id)

@@ -1,0 +1,240 @@
+"""Hooks of flows/teacher.yaml: login, choosing batches and subject, opening and running a session."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+from engine.hooks import HookContext, HookRegistry, HookResult
+
+from ..api.errors import RosterError
+from ..models import AttendanceRecord, Session, utcnow
+from ..presence import otp
+from ..reports import build_report
+from ..roster.service import check_own_contact
+from ..timefmt import clock
+from .common import as_contact, blocking, services_of, unavailable
+
+log = logging.getLogger(__name__)
+
+REPORT_KEYS = (
+    "report_subject", "report_batches", "report_date", "report_closed", "total_count",
+    "present_count", "present_names", "manual_count", "absent_count", "absent_names",
+    "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count",
+    "report_complete", "report_filename", "_report_csv",
+)
+SESSION_KEYS = ("otp", "expires_at", "subject")
+
+
+def register(registry: HookRegistry) -> HookRegistry:
+    registry.register("find_teacher", find_teacher, outcomes=("known", "new"), provides=("teacher_name",))
+    registry.register("teacher_contact", teacher_contact, outcomes=("ok", "not_own"), provides=("teacher_phone",))
+    registry.register("teacher_login", teacher_login,
+                      outcomes=("ok", "bad_credentials", "phone_mismatch", "unavailable"),
+                      provides=("teacher_name",))
+    registry.register("session_defaults", session_defaults, outcomes=("ok", "session_open", "unavailable"),
+                      provides=("default_radius", *SESSION_KEYS))
+    registry.register("teacher_batches", teacher_batches, kind="options")
+    registry.register("teacher_subjects", teacher_subjects, kind="options")
+    registry.register("open_session", open_session, outcomes=("ok", "no_students", "unavailable"),
+                      provides=("session_id", "student_count", "batch_list", *SESSION_KEYS))
+    registry.register("session_status", session_status, outcomes=("ok", "closed"),
+                      provides=("present_count", "absent_count", "failed_count", "locked_count", *SESSION_KEYS))
+    registry.register("extend_session", extend_session, outcomes=("ok", "invalid", "closed"),
+                      provides=("extended_min", "expires_at"))
+    registry.register("close_session", close_session, outcomes=("ok", "closed"), provides=("buffer_s",))
+    registry.register("manual_mark", manual_mark, outcomes=("ok", "already", "invalid", "unknown", "closed"),
+                      provides=("marked_id", "marked_name"))
+    registry.register("last_report", last_report, outcomes=("ok", "none", "not_logged_in"), provides=REPORT_KEYS)
+    registry.register("teacher_logout", teacher_logout)
+    return registry
+
+
+# ------------------------------------------------------------------------------------- login
+async def find_teacher(ctx: HookContext) -> HookResult:
+    """A returning teacher is recognised by their Telegram id: no contact or password again."""
+    teacher = await services_of(ctx).roster.find_teacher(ctx.update.user_id)
+    if teacher is None:
+        return HookResult("new")
+    return HookResult("known", {"teacher_name": teacher.name or teacher.email})
+
+
+def teacher_contact(ctx: HookContext) -> HookResult:
+    try:
+        phone = check_own_contact(as_contact(ctx.answer), ctx.update.user_id)
+    except RosterError:
+        return HookResult("not_own")
+    return HookResult("ok", {"teacher_phone": phone})
+
+
+async def teacher_login(ctx: HookContext) -> HookResult:
+    services = services_of(ctx)
+    try:
+        teacher = await services.roster.login_teacher(
+            ctx.update.user_id, ctx.data.get("teacher_phone", ""), ctx.data.get("email", ""),
+            ctx.data.get("_password", ""),
+        )
+    except RosterError as exc:
+        if exc.message_key in ("bad_credentials", "phone_mismatch"):
+            return HookResult(exc.message_key)
+        if unavailable(exc):
+            return HookResult("unavailable")
+        raise
+    return HookResult("ok", {"teacher_name": teacher.name or teacher.email})
+
+
+async def teacher_logout(ctx: HookContext) -> str:
+    await services_of(ctx).roster.logout_teacher(ctx.update.user_id)
+    ctx.data.clear()
+    return "ok"
+
+
+# ----------------------------------------------------------------------------- opening a session
+def _session_fields(session: Session, zone: str) -> dict[str, Any]:
+    return {"otp": session.otp, "expires_at": clock(session.expires_at, zone, seconds=True),
+            "subject": session.subject, "session_id": str(session.id)}
+
+
+async def session_defaults(ctx: HookContext) -> HookResult:
+    services = services_of(ctx)
+    try:
+        current = await services.roster.teacher_open_session(ctx.update.user_id)
+    except RosterError as exc:
+        if unavailable(exc):
+            return HookResult("unavailable")
+        raise
+    if current is not None:
+        return HookResult("session_open", _session_fields(current, services.settings.timezone))
+    radius = services.settings.location_distance_limit_meters
+    return HookResult("ok", {"default_radius": int(radius) if float(radius).is_integer() else radius,
+                             "batches": []})
+
+
+async def teacher_batches(ctx: HookContext) -> list[tuple[str, str]]:
+    batches = await services_of(ctx).roster.list_batches(ctx.update.user_id)
+    return [(b, b) for b in batches]
+
+
+async def teacher_subjects(ctx: HookContext) -> list[tuple[str, str]]:
+    subjects = await services_of(ctx).roster.list_subjects(ctx.update.user_id, ctx.data.get("batches") or None)
+    return [(s, s) for s in subjects]
+
+
+async def open_session(ctx: HookContext) -> HookResult:
+    """Load the students of every chosen batch (concurrently), draw a code, open, schedule the report."""
+    services = services_of(ctx)
+    roster, settings = services.roster, services.settings
+    batches = list(ctx.data.get("batches") or [])
+    subject = str(ctx.data.get("subject") or "")
+    where = ctx.answer or {}
+    try:
+        students = await roster.load_students(ctx.update.user_id, batches, subject)
+    except RosterError as exc:
+        if unavailable(exc):
+            return HookResult("unavailable")
+        raise
+    data: dict[str, Any] = {"batch_list": ", ".join(batches), "subject": subject}
+    if not students:
+        return HookResult("no_students", data)
+    minutes = float(ctx.data.get("duration_min") or settings.session_duration_seconds / 60)
+    expires_at = utcnow() + dt.timedelta(minutes=minutes)
+    radius = float(ctx.data.get("radius_m") or settings.location_distance_limit_meters)
+    for _ in range(10):  # a code clash with another open session is retried with a new code
+        code = otp.new_code()
+        try:
+            session = await roster.open_session(
+                ctx.update.user_id, code, batches, subject, where["latitude"], where["longitude"],
+                radius, expires_at, students,
+            )
+            break
+        except RosterError as exc:
+            if exc.message_key != "otp_in_use":
+                raise
+    else:
+        raise RuntimeError("no free one-time code after 10 draws")
+    if services.reports is not None:
+        services.reports.schedule(str(session.id), session.expires_at)
+    log.info("session %s opened: %d students, %s min", session.id, len(students), minutes)
+    data.update(_session_fields(session, settings.timezone), student_count=len(students))
+    return HookResult("ok", data)
+
+
+# ------------------------------------------------------------------------ while a session is open
+async def _open_session(ctx: HookContext) -> Session | None:
+    return await services_of(ctx).roster.teacher_open_session(ctx.update.user_id)
+
+
+async def session_status(ctx: HookContext) -> HookResult:
+    services = services_of(ctx)
+    session = await _open_session(ctx)
+    if session is None:
+        return HookResult("closed")
+    stats = await services.roster.session_stats(str(session.id))
+    data = _session_fields(session, services.settings.timezone)
+    data.update(present_count=stats["present"], absent_count=stats["absent"],
+                failed_count=stats["failed"], locked_count=stats["locked"])
+    return HookResult("ok", data)
+
+
+async def extend_session(ctx: HookContext) -> HookResult:
+    services = services_of(ctx)
+    args = str(ctx.data.get("command_args") or "").strip()
+    if not re.fullmatch(r"\d{1,2}", args) or not 1 <= int(args) <= 60:
+        return HookResult("invalid")
+    session = await _open_session(ctx)
+    if session is None:
+        return HookResult("closed")
+    new_expiry = await services.roster.extend_session(str(session.id), int(args) * 60)
+    if new_expiry is None:
+        return HookResult("closed")
+    if services.reports is not None:
+        services.reports.schedule(str(session.id), new_expiry)
+    return HookResult("ok", {"extended_min": int(args),
+                             "expires_at": clock(new_expiry, services.settings.timezone, seconds=True)})
+
+
+async def close_session(ctx: HookContext) -> HookResult:
+    """Stop accepting codes now; the report follows after the usual buffer for late checks."""
+    services = services_of(ctx)
+    session = await _open_session(ctx)
+    if session is None:
+        return HookResult("closed")
+    now = utcnow()
+    await blocking(lambda: Session.objects(id=session.id, status="open").update_one(
+        set__expires_at=now, set__status="closed"))
+    buffer_s = services.settings.report_buffer_seconds
+    if services.reports is not None:
+        services.reports.schedule(str(session.id), now, buffer_s)
+    return HookResult("ok", {"buffer_s": buffer_s})
+
+
+async def manual_mark(ctx: HookContext) -> HookResult:
+    """`/mark STUDENT_ID REASON`: the teacher vouches for a student; stored as method=manual."""
+    services = services_of(ctx)
+    student_id, _, reason = str(ctx.data.get("command_args") or "").strip().partition(" ")
+    if not student_id or not reason.strip() or len(student_id) > 64:
+        return HookResult("invalid", {"marked_id": student_id[:64], "marked_name": ""})
+    session = await _open_session(ctx)
+    if session is None:
+        return HookResult("closed")
+    entry = session.student(student_id)
+    data = {"marked_id": student_id, "marked_name": entry.name if entry else ""}
+    if entry is None:
+        return HookResult("unknown", data)
+    result = await services.roster.submit_attendance(str(session.id), student_id, "present", "manual")
+    await blocking(lambda: AttendanceRecord.objects(session=session.id, student_id=student_id).update_one(
+        set__note=f"manual by teacher: {reason.strip()[:200]}"))
+    log.info("manual mark of %s in session %s", student_id, session.id)
+    return HookResult("ok" if result.changed else "already", data)
+
+
+async def last_report(ctx: HookContext) -> HookResult:
+    services = services_of(ctx)
+    if await services.roster.find_teacher(ctx.update.user_id) is None:
+        return HookResult("not_logged_in")
+    session = await services.roster.latest_session(ctx.update.user_id)
+    if session is None:
+        return HookResult("none")
+    return HookResult("ok", await build_report(services, session))
+

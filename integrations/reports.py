@@ -1,0 +1,148 @@
+"""End-of-session reports: scheduled at expiry + buffer, sent exactly once.
+
+The schedule lives in MongoDB (each session's `expires_at` and `report_sent_at`), not only in
+the scheduler's memory: at start-up :meth:`ReportScheduler.rearm` schedules every session whose
+report was not sent yet, so a restart never loses one. `Session.claim_report` is one atomic
+update that succeeds for a single caller, so two processes (or a re-armed job racing an old one)
+never both send it. The report goes to the teacher's chat as the `session_report` event; the
+wording lives in flows/teacher.yaml.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any, Optional
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .models import Session, utcnow
+from .roster.base import Report
+from .timefmt import as_utc, clock, day
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+REPORT_EVENT = "session_report"
+
+
+def _names(rows: list[Any]) -> str:
+    return ", ".join(f"{r.name or r.student_id} ({r.student_id})" for r in rows) or "-"
+
+
+def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0) -> dict[str, Any]:
+    """Everything the report text in the flow can show, plus the CSV as a transient key."""
+    from .roster.service import RosterService
+
+    locked = set(session.locked_out or [])
+    present = [r for r in report.rows if r.status == "present"]
+    failed = [r for r in report.rows if r.status == "failed"]
+    absent = [r for r in report.rows if r.status != "present"]
+    locked_rows = [r for r in report.rows if r.student_id in locked and r.status != "present"]
+    manual = [r for r in present if r.method == "manual"]
+    stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
+    return {
+        "report_subject": report.subject or session.subject,
+        "report_batches": ", ".join(report.batches or session.batches),
+        "report_date": day(session.opened_at, zone),
+        "report_closed": clock(session.expires_at, zone),
+        "total_count": len(report.rows),
+        "present_count": len(present),
+        "present_names": _names(present),
+        "manual_count": len(manual),
+        "absent_count": len(absent),
+        "absent_names": _names(absent),
+        "failed_count": len(failed),
+        "failed_names": _names(failed),
+        "locked_count": len(locked_rows),
+        "locked_names": _names(locked_rows),
+        "unsynced_count": int(unsynced),
+        "report_complete": "yes" if report.complete else "no",
+        "report_filename": f"attendance_{report.subject or 'session'}_{stamp}.csv".replace(" ", "_"),
+        "_report_csv": RosterService.report_csv(report),
+    }
+
+
+async def build_report(services: "Services", session: Session) -> dict[str, Any]:
+    """Report fields of a session, read fresh from the roster backend."""
+    from .models import AttendanceRecord
+
+    report = await services.roster.report(str(session.id))
+    unsynced = await asyncio.to_thread(
+        lambda: AttendanceRecord.objects(session=session.id, synced=False, status="present").count()
+    )
+    return report_fields(report, session, services.settings.timezone, unsynced)
+
+
+class ReportScheduler:
+    def __init__(self, services: "Services", scheduler: Optional[AsyncIOScheduler] = None) -> None:
+        self.services = services
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=dt.timezone.utc)
+        self.sent = 0
+
+    @staticmethod
+    def job_id(session_id: str) -> str:
+        return f"report:{session_id}"
+
+    def start(self) -> None:
+        if not self.scheduler.running:
+            self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def schedule(self, session_id: str, expires_at: dt.datetime, buffer_s: Optional[float] = None) -> dt.datetime:
+        """(Re)schedule the report of one session; returns when it will run."""
+        buffer = self.services.settings.report_buffer_seconds if buffer_s is None else buffer_s
+        run_at = max(as_utc(expires_at) + dt.timedelta(seconds=buffer), utcnow())
+        self.scheduler.add_job(
+            self.fire, trigger="date", run_date=run_at, args=[str(session_id)],
+            id=self.job_id(session_id), replace_existing=True, misfire_grace_time=None, coalesce=True,
+        )
+        return run_at
+
+    async def rearm(self) -> int:
+        """Schedule every session whose report has not been sent (after a restart)."""
+        pending = await asyncio.to_thread(
+            lambda: [(str(s.id), s.expires_at) for s in Session.objects(report_sent_at=None).only("expires_at")]
+        )
+        for session_id, expires_at in pending:
+            self.schedule(session_id, expires_at)
+        return len(pending)
+
+    def pending(self) -> list[str]:
+        return [job.id for job in self.scheduler.get_jobs()]
+
+    async def fire(self, session_id: str) -> bool:
+        """Send the report unless someone already did; True if this call sent it."""
+        try:
+            return await self._fire(session_id)
+        except Exception:
+            log.exception("report of session %s failed", session_id)
+            return False
+
+    async def _fire(self, session_id: str) -> bool:
+        session = await asyncio.to_thread(lambda: Session.objects(id=session_id).first())
+        if session is None:
+            return False
+        if as_utc(session.expires_at) > utcnow():  # extended meanwhile: a later job will come
+            self.schedule(session_id, session.expires_at)
+            return False
+        if not await asyncio.to_thread(Session.claim_report, session.id):
+            return False
+        await asyncio.to_thread(Session.close, session.id)
+        services = self.services
+        fields = await build_report(services, session)
+        teacher_chat = session.teacher.telegram_id
+        if services.verify_queue is not None:
+            services.verify_queue.forget_session(session_id)
+        self.sent += 1
+        if teacher_chat is None or services.engine is None:
+            log.warning("report of session %s has nobody to go to", session_id)
+            return True
+        await services.engine.post_event("teacher", int(teacher_chat), REPORT_EVENT, fields)
+        log.info("report of session %s sent", session_id)
+        return True
