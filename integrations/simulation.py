@@ -3,7 +3,7 @@
 A script may start with::
 
     setup:
-      roster: flows/scripts/data/roster.csv      # imported into the (in-memory) local roster
+      roster: flows/scripts/fixtures/roster.csv      # imported into the (in-memory) local roster
       faces: {PFS-101/22PFS001: obama_1.jpg}     # reference photos copied into FACES_DIR
       env: {REPORT_BUFFER_SECONDS: "1"}          # settings for this run
 
