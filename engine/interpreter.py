@@ -243,13 +243,13 @@ class Step:
             raise FlowRuntimeError(f"hook {state.call!r} returned unhandled {result.outcome!r}")
         if handler.reset:
             self.conv.data = dict(self.spec.data)
-        if handler.document:
-            self._document(handler.document)
         if handler.goto == state.name and state.ask:
             # Back to the same question: a failed answer, counted against the retry limit.
             await self._failed_input(state, handler.say)
             return None
         self.say(handler.say)
+        if handler.document:
+            self._document(handler.document)
         if not handler.goto:
             return None
         return self.flow.stepper.target(state.name, event_outcome(result.outcome))
