@@ -163,7 +163,7 @@ class Engine:
             fresh = conv is None or conv.flow != flow.name or conv.state not in flow.spec.states
             if fresh:
                 if update.kind == "event":
-                    return []  # nothing to time out or notify
+                    return await self._event_without_conversation(flow, update)
                 conv = Conversation(update.bot, update.chat_id, update.user_id, flow.name,
                                     flow.spec.start, dict(flow.spec.data),
                                     version=conv.version if conv else 0)
@@ -188,6 +188,29 @@ class Engine:
             self._rearm(before, step.conv)
             return step.actions
         return [SendText(flow.spec.texts["error"])]
+
+    async def _event_without_conversation(self, flow: CompiledFlow, update: Update) -> list[ReplyAction]:
+        """A flow-wide event for a chat with no stored conversation (e.g. a report after a
+        restart of an in-memory store): answer it; keep a conversation only if it moved to a state."""
+        event = update.payload
+        if not isinstance(event, Event) or event.name not in flow.spec.events:
+            return []
+        conv = Conversation(update.bot, update.chat_id, update.user_id, flow.name, flow.spec.start,
+                            dict(flow.spec.data))
+        step = Step(flow, conv, update, self.hooks, self.services, self.clock)
+        try:
+            await step.handle()
+        except Exception:
+            log.exception("event %s failed", event.name, extra={"request_id": update.request_id})
+            return []
+        if step.trace:
+            step.conv.data = {k: v for k, v in step.conv.data.items() if not is_transient(k)}
+            try:
+                await self.store.save(step.conv)
+            except VersionConflict:
+                return []
+            self._rearm(None, step.conv)
+        return step.actions
 
     def _rearm(self, before: Optional[Conversation], after: Conversation) -> None:
         if self.timers is None:

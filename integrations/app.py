@@ -31,6 +31,12 @@ class App:
     engine: Engine
     services: Services
 
+    def add_sink(self, sink: Any) -> None:
+        self.engine.add_sink(sink)
+
+    async def submit(self, update: Any) -> Any:
+        return await self.engine.submit(update)
+
     async def start(self) -> None:
         await self.services.start()
         rearmed = await self.engine.start()

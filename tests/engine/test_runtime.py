@@ -373,6 +373,23 @@ async def test_events_are_ignored_without_a_conversation(tmp_path: Path) -> None
     assert await engine.store.count() == 0
 
 
+async def test_flow_wide_event_reaches_a_chat_without_a_conversation(tmp_path: Path) -> None:
+    text = flow_text("""\
+  first:
+    ask: text
+    prompt: "Name?"
+    save: name
+    next: bye
+  bye:
+    say: "bye"
+    final: true
+""", extra='events:\n  news: {say: "NEWS {headline}", provides: [headline]}\n')
+    engine = make_engine(tmp_path, text)
+    actions = await engine.post_event("t", 99, "news", {"headline": "hi"})
+    assert [a.text for a in actions] == ["NEWS hi"]
+    assert await engine.store.count() == 0  # answered, but no conversation was started
+
+
 async def test_flow_compiles_to_a_python_statemachine_class(tmp_path: Path) -> None:
     from statemachine import StateChart
 
