@@ -35,7 +35,7 @@ USER app
 
 # run.py health reads the heartbeat the runtime refreshes every 30 s (no Telegram round trip).
 HEALTHCHECK --interval=60s --timeout=10s --start-period=90s --retries=3 \
-    CMD ["python", "run.py", "health"]
+    CMD ["python", "run.py", "health", "--live"]
 # SIGTERM starts a graceful stop: finish in-flight steps and verifications, then exit 0.
 STOPSIGNAL SIGTERM
 CMD ["python", "run.py", "run"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -103,22 +104,93 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_simulate(args)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _settings_or_exit():  # type: ignore[no-untyped-def]
     from integrations.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings()
+        return load_settings()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
+
+
+async def _serve(settings, config) -> None:  # type: ignore[no-untyped-def]
+    """Both bots on one engine until SIGTERM/SIGINT; then finish in-flight work and exit 0."""
+    from integrations.app import build_app
+    from integrations.ops import STATS_FILE, write_stats
+    from integrations.telegram import serve_engine
+
+    app = build_app(settings.flows_dir, settings)
+
+    async def snapshot_stats() -> None:
+        while True:
+            await asyncio.sleep(30)
+            write_stats(settings.data_dir / STATS_FILE, app.services, app.engine)
+            logging.getLogger("stats").info("verify queue %s", app.services.verify_queue.stats())
+
+    task = asyncio.create_task(snapshot_stats())
+    try:
+        await serve_engine(config, app)
+    finally:
+        task.cancel()
+        write_stats(settings.data_dir / STATS_FILE, app.services, app.engine)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from integrations.crypto import SecretKeyError
+    from integrations.logging_setup import configure_logging
+    from integrations.settings import SettingsError
+    from integrations.telegram import TelegramStartError, require_telegram_settings
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level, json=settings.log_json)
     missing = settings.missing_for_telegram()
     if missing:
         print("Cannot start the Telegram bots; these settings are missing: " + ", ".join(missing)
               + ".\nSet them in .env (see .env.example and docs/deployment.md), or try the offline "
               "demo: python run.py demo", file=sys.stderr)
         return 2
-    print("Telegram transport is not wired yet", file=sys.stderr)
-    return 2
+    try:
+        config = require_telegram_settings(settings)
+        asyncio.run(_serve(settings, config))
+    except (SettingsError, SecretKeyError, TelegramStartError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from integrations import ops
+    from integrations.telegram import health_command
+
+    settings = _settings_or_exit()
+    if args.live:
+        return health_command(settings.telegram_session_dir)
+    return ops.health(settings)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from integrations import ops
+
+    return ops.stats(_settings_or_exit())
+
+
+def cmd_roster(args: argparse.Namespace) -> int:
+    from integrations import ops
+
+    return ops.roster_import(_settings_or_exit(), args.file)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from integrations import ops
+
+    return ops.export(_settings_or_exit(), args.session_id, args.format, args.output)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from integrations import ops
+
+    return ops.keygen()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +219,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo on embedded defaults")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("health", help="store, settings, face verifier, scheduler and bots; exit 1 if unhealthy")
+    p.add_argument("--live", action="store_true", help="only the running bots' heartbeat (container healthcheck)")
+    p.set_defaults(func=cmd_health)
+
+    sub.add_parser("stats", help="database counts and the running app's queue figures").set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("roster", help="manage the local roster")
+    roster = p.add_subparsers(dest="roster_command", required=True)
+    p = roster.add_parser("import", help="import teachers and students from a CSV file (docs/roster-csv.md)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_roster)
+
+    p = sub.add_parser("export", help="a session's attendance as CSV or JSON (backup)")
+    p.add_argument("session_id")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--output", "-o")
+    p.set_defaults(func=cmd_export)
+
+    sub.add_parser("keygen", help="print a new SECRET_KEY").set_defaults(func=cmd_keygen)
     return parser
 
 
