@@ -201,12 +201,10 @@ def rss_bytes() -> int:
 
 
 # ---------------------------------------------------------------------------------- one store
-async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
-                    registry: HookRegistry) -> dict[str, Any]:
-    out: dict[str, Any] = {"store": bench.name}
+async def throughput(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
+                     registry: HookRegistry, out: dict[str, Any]) -> None:
+    """Updates/s and latency: --chats chats through the whole flow (after a warm-up)."""
     steps = len(STEP_NAMES)
-
-    # --- throughput and latency
     engine = make_engine(bench, flows, registry, args.timers)
     await engine.start()
     warm = range(10_000_000, 10_000_000 + args.warmup)
@@ -255,56 +253,51 @@ async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, Com
         name: (pct(sorted(v), 50) * 1e3, pct(sorted(v), 99) * 1e3)
         for name, v in zip(STEP_NAMES, res.by_step)
     }
-    del res, lat
 
-    idle_n = args.idle if bench.name == "memory" else min(args.idle, args.mongo_idle)
-    if idle_n <= 0:
-        return out
-    note(f"  {bench.name}: {out['updates']} updates measured; parking {idle_n} idle conversations")
 
-    # --- memory per idle conversation: park --idle chats in the waiting state
-    park_steps = STEP_NAMES.index("event")  # everything up to, not including, the event
-    idle = range(1, idle_n + 1)
+PARK_STEPS = STEP_NAMES.index("event")  # everything up to, not including, the "verified" event
 
-    gc.collect()
+
+async def idle_rss(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
+                   registry: HookRegistry, out: dict[str, Any], n: int) -> None:
+    """RSS growth per conversation parked in the waiting state (run first: freed memory of an
+    earlier phase would be reused and hide the growth)."""
     engine = make_engine(bench, flows, registry, args.timers)
     await engine.start()
-    await drive(engine, range(20_000_000, 20_000_000 + args.warmup), args.concurrency, park_steps,
+    await drive(engine, range(20_000_000, 20_000_000 + args.warmup), args.concurrency, PARK_STEPS,
                 record=False)
     gc.collect()
     rss0 = rss_bytes()
-    await drive(engine, idle, args.concurrency, park_steps, record=False)
+    await drive(engine, range(1, n + 1), args.concurrency, PARK_STEPS, record=False)
     gc.collect()
     rss1 = rss_bytes()
-    conv = await engine.store.get((BOT, idle[-1]))
+    conv = await engine.store.get((BOT, n))
     assert conv is not None and conv.state == WAIT_STATE, conv
-    out["idle_rss_kb"] = (rss1 - rss0) / len(idle) / 1024
-    out["idle_count"] = await engine.store.count()
+    out["idle_rss_kb"] = (rss1 - rss0) / n / 1024
+    out["idle_count"] = n
     out["locks_left"] = len(engine._locks)
     if bench.name == "mongomock":
         import bson
 
         from integrations.mongo_conversations import ConversationDoc
 
-        raw = ConversationDoc._get_collection().find_one({"_id": f"{BOT}:{idle[-1]}"})
+        raw = ConversationDoc._get_collection().find_one({"_id": f"{BOT}:{n}"})
         out["bson_bytes"] = len(bson.encode(raw))
     await engine.stop()
     bench.cleanup()
-    del engine, conv
-    gc.collect()
 
-    if args.no_tracemalloc:
-        return out
-    n = min(idle_n, args.trace_idle)
-    note(f"  {bench.name}: parking {n} again under tracemalloc")
+
+async def idle_traced(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
+                      registry: HookRegistry, out: dict[str, Any], n: int) -> None:
+    """Bytes still allocated (tracemalloc) per conversation parked in the waiting state."""
     engine = make_engine(bench, flows, registry, args.timers)
     await engine.start()
-    await drive(engine, range(30_000_000, 30_000_000 + args.warmup), args.concurrency, park_steps,
+    await drive(engine, range(30_000_000, 30_000_000 + args.warmup), args.concurrency, PARK_STEPS,
                 record=False)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    await drive(engine, range(1, n + 1), args.concurrency, park_steps, record=False)
+    await drive(engine, range(1, n + 1), args.concurrency, PARK_STEPS, record=False)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -312,6 +305,23 @@ async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, Com
     out["trace_count"] = n
     await engine.stop()
     bench.cleanup()
+
+
+async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
+                    registry: HookRegistry) -> dict[str, Any]:
+    out: dict[str, Any] = {"store": bench.name}
+    idle_n = args.idle if bench.name == "memory" else min(args.idle, args.mongo_idle)
+    if idle_n > 0:
+        note(f"  {bench.name}: parking {idle_n} idle conversations (RSS)")
+        await idle_rss(bench, args, flows, registry, out, idle_n)
+        gc.collect()
+    note(f"  {bench.name}: {args.chats} chats x {len(STEP_NAMES)} updates (throughput, latency)")
+    await throughput(bench, args, flows, registry, out)
+    gc.collect()
+    if idle_n > 0 and not args.no_tracemalloc:
+        n = min(idle_n, args.trace_idle)
+        note(f"  {bench.name}: parking {n} idle conversations under tracemalloc")
+        await idle_traced(bench, args, flows, registry, out, n)
     return out
 
 
@@ -374,7 +384,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             line = f"   idle conv KB     RSS {r['idle_rss_kb']:.2f}"
             if "idle_traced_kb" in r:
                 line += f"  tracemalloc {r['idle_traced_kb']:.2f} (over {r['trace_count']})"
-            line += f"   (RSS over {r['idle_count'] - args.warmup} parked; chat locks left {r['locks_left']})"
+            line += f"   (RSS over {r['idle_count']} parked; chat locks left {r['locks_left']})"
             if "bson_bytes" in r:
                 line += f"   BSON doc {r['bson_bytes']} B"
             if r["store"] == "memory":
