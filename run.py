@@ -98,10 +98,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.flow = None
-    args.script = str(ROOT / "flows" / "scripts" / "example_happy.yaml")
-    args.verbose = True
-    return cmd_simulate(args)
+    if args.example:
+        args.flow = None
+        args.script = str(ROOT / "flows" / "scripts" / "example_happy.yaml")
+        args.verbose = True
+        return cmd_simulate(args)
+    from integrations.demo import main as demo_main
+
+    return demo_main()
 
 
 def _settings_or_exit():  # type: ignore[no-untyped-def]
@@ -217,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o")
     p.set_defaults(func=cmd_draw)
 
-    p = sub.add_parser("demo", help="offline demo on embedded defaults")
+    p = sub.add_parser("demo", help="offline demo on embedded defaults: a class of 30 checks in")
+    p.add_argument("--example", action="store_true", help="run the example flow's script instead")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("health", help="store, settings, face verifier, scheduler and bots; exit 1 if unhealthy")
