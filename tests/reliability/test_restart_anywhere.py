@@ -1,0 +1,241 @@
+"""Restart anywhere: a whole class session survives the app being replaced after every step.
+
+After every input (and at the points where time passes) the running app instance is stopped and
+a new one is built over the same database and the same conversation store: the same
+``MemoryStore`` object, or a new ``MongoConversationStore`` over the same mongomock database.
+Every conversation must continue where it was; a restart alone changes no stored conversation;
+state timeouts and the expiry report fire exactly once across all instances; attendance is
+neither lost nor doubled. Face checks: one student records a real video note checked by the real
+local (dlib) verifier, the others send fake notes judged instantly.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from integrations.models import AttendanceRecord, Session
+from integrations.reports import ReportScheduler
+
+from .kit import (
+    CLASS,
+    FAKE_MATCH,
+    FAKE_MISMATCH,
+    FAKE_NOFACE,
+    Deployment,
+    count_texts,
+    place_faces,
+    snapshot,
+    user,
+)
+
+USERS = {
+    "asha": user("asha", 5001, "teacher", "Asha"),
+    "ravi": user("ravi", 6001, "student", "Ravi"),
+    "sita": user("sita", 6002, "student", "Sita"),
+    "arjun": user("arjun", 6003, "student", "Arjun"),
+    "meena": user("meena", 6101, "student", "Meena"),
+    "kiran": user("kiran", 6102, "student", "Kiran"),
+}
+REPORT_HEAD = "📋 Attendance report"
+TIMED_OUT = "No answer for a while"
+
+
+@dataclass
+class Step:
+    who: str
+    line: Optional[str]  # None: send nothing, only wait for `expect` (a timer, a report)
+    expect: tuple[str, ...] = ()
+    within: float = 0.0
+    state: Optional[str] = None
+    capture: Optional[str] = None  # regex with one group, saved as $otp
+    advance: float = 0.0  # seconds that pass while the next instance is down
+    crash: bool = False  # end the instance by crashing it instead of stopping it
+
+
+@dataclass
+class Run:
+    restarts: int = 0
+    steps: int = 0
+    values: dict[str, str] = field(default_factory=dict)
+
+
+def open_session_steps() -> list[Step]:
+    return [
+        Step("asha", "/start", ("share your phone number",), state="ask_contact"),
+        Step("asha", "/contact +919848000001", ("email address",), state="ask_email"),
+        Step("asha", "asha.rao@example.edu", ("Enter your password",), state="ask_password"),
+        Step("asha", "demo-pass-1", ("Logged in. Welcome, Asha Rao!", "What would you like to do?"), state="menu"),
+        Step("asha", "/tap 📝 Take attendance", ("Choose the batches", "{PFS-101 | PFS-102 | Done ✔}")),
+        Step("asha", "/tap PFS-101", ("(edited)", "✅ PFS-101"), state="choose_batches"),
+        Step("asha", "/tap PFS-102", ("✅ PFS-102",), state="choose_batches"),
+        Step("asha", "/tap Done ✔", ("Which subject?", "{Python}"), state="choose_subject"),
+        Step("asha", "/tap Python", ("How many minutes",), state="choose_duration"),
+        Step("asha", "/tap 10", ("The usual is 50 m",), state="choose_radius"),
+        Step("asha", "/tap 50", ("share the classroom's location",), state="ask_class_location"),
+        Step("asha", f"/location {CLASS[0]} {CLASS[1]} 5",
+             ("Session open for Python (PFS-101, PFS-102), 6 students.", "Code: "),
+             state="session_open", capture=r"Code: (\d{6})"),
+    ]
+
+
+def student_start(who: str, phone: str, hello: str) -> list[Step]:
+    return [
+        Step(who, "/start", ("share your phone number",), state="ask_contact"),
+        Step(who, f"/contact {phone}", (hello, "6-digit code"), state="ask_code"),
+    ]
+
+
+def class_steps(notes: dict[str, Path]) -> list[Step]:
+    near = f"/location {CLASS[0] + 0.0001} {CLASS[1]} 8"
+    return [
+        *open_session_steps(),
+        Step("asha", "hello", ("Your session is running (code $otp)",), state="session_open"),
+        # Ravi: everything right; a real note checked by the real local verifier
+        *student_start("ravi", "+919000010001", "Hello Ravi Kumar (22PFS001)!"),
+        Step("ravi", " $otp ", ("Code accepted: Python with Asha Rao.",), state="ask_location"),
+        Step("ravi", f"/live {CLASS[0] + 0.0001} {CLASS[1]} 8", ("You are in class (12 m away).",), state="ask_video"),
+        Step("ravi", f"/video {notes['real']}", ("Video received", "✅ Marked present for Python at"),
+             within=90, state="marked"),
+        # Sita: an impostor three times (the attempt count lives in the database, not the queue)
+        *student_start("sita", "+919000010002", "Hello Sita Devi"),
+        Step("sita", "$otp", ("Code accepted",), state="ask_location"),
+        Step("sita", f"/location {CLASS[0] + 0.0019} {CLASS[1]}", ("must be within 50 m",), state="ask_location"),
+        Step("sita", near, ("You are in class",), state="ask_video"),
+        Step("sita", f"/video {notes['mismatch']}", ("did not match your photo. 2 attempt(s) left",), within=15,
+             state="ask_video"),
+        Step("sita", f"/video {notes['mismatch']}", ("1 attempt(s) left",), within=15, state="ask_video"),
+        Step("sita", f"/video {notes['mismatch']}", ("did not match after 3 attempts",), within=15, state="finished"),
+        # Arjun: five wrong codes lock him out (the counter lives in the session)
+        *student_start("arjun", "+919000010003", "Hello Arjun Reddy"),
+        Step("arjun", "000000", ("4 attempt(s) left",)),
+        Step("arjun", "000001", ("3 attempt(s) left",)),
+        Step("arjun", "000002", ("2 attempt(s) left",)),
+        Step("arjun", "000003", ("1 attempt(s) left",)),
+        Step("arjun", "000004", ("locked out of this session",), state="locked_out"),
+        # Meena: no face, then her face
+        *student_start("meena", "+919000010101", "Hello Meena Iyer"),
+        Step("meena", "$otp", ("Code accepted",)),
+        Step("meena", near, ("You are in class",), state="ask_video"),
+        Step("meena", f"/video {notes['noface']}", ("could not find a face",), within=15, state="ask_video"),
+        Step("meena", f"/video {notes['match']}", ("Marked present for Python",), within=15, state="marked"),
+        # Kiran: starts, then goes quiet; his 600 s timeout is pending through every restart
+        *student_start("kiran", "+919000010102", "Hello Kiran Patel"),
+        # the teacher while the session runs
+        Step("asha", "/status", ("📊 Python: 2 present, 4 not yet, 1 failed checks, 1 locked out.",),
+             state="session_open"),
+        Step("asha", "/mark 22PFS004 phone camera broken", ("Lata Singh (22PFS004) marked present by hand.",)),
+        Step("asha", "/mark 22PFS004 again", ("already marked present",)),
+        Step("asha", "/extend 5", ("Extended by 5 min",), state="session_open", advance=700),
+        # 700 s later (the session runs 15 min): Kiran's timeout fires once, in the new instance
+        Step("kiran", None, (TIMED_OUT,), within=15, state="timed_out"),
+        # Ravi again: already marked, no second record
+        *student_start("ravi", "+919000010001", "Hello Ravi Kumar"),
+        Step("ravi", "$otp", ("You are already marked present for Python",), state="finished", advance=400),
+        # 1100 s after the extension: the session expired while nothing ran; the report follows
+        Step("asha", None, (REPORT_HEAD, "Present 3/6", "Absent 3", "Failed face check 1: Sita Devi (22PFS002)",
+                            "Locked out 1: Arjun Reddy (22PFS003)", "Marked by hand: 1",
+                            "[document attendance_Python_"), within=15, state="menu"),
+        *student_start("kiran", "+919000010102", "Hello Kiran Patel"),
+        Step("kiran", "$otp", ("That session has ended",), state="finished"),
+        Step("asha", "/report", (REPORT_HEAD, "Present 3/6"), state="menu"),
+    ]
+
+
+async def play(dep: Deployment, steps: list[Step], run: Run, restart: bool = True) -> None:
+    sim = dep.sim
+    assert sim is not None
+    for number, step in enumerate(steps, start=1):
+        who = USERS[step.who]
+        sub = lambda text: string.Template(text).safe_substitute(run.values)  # noqa: E731
+        before = len(sim.received(who))
+        where = f"step {number} ({step.who}: {step.line}) after {run.restarts} restart(s)"
+        if step.line is not None:
+            await sim.send(who, sub(step.line))
+        missing = await sim.wait_for(who, [sub(e) for e in step.expect], before, step.within)
+        got = sim.texts(who, before)
+        assert not missing, f"{where}: missing {missing}; got {got}"
+        if step.capture:
+            found = re.search(step.capture, "\n".join(got))
+            assert found, f"{where}: nothing to capture in {got}"
+            run.values["otp"] = found.group(1)
+        if step.state is not None:
+            assert await sim.state_of(who) == step.state, f"{where}: state {await sim.state_of(who)!r}; got {got}"
+        run.steps += 1
+        if restart:
+            await restart_checked(dep, run, crash=step.crash, advance=step.advance)
+
+
+async def restart_checked(dep: Deployment, run: Run, *, crash: bool = False, advance: float = 0.0) -> None:
+    """Restart; unless time passes meanwhile, the new instance must see every conversation as it was."""
+    await (dep.crash() if crash else dep.stop())
+    if advance:
+        await dep.warp(advance)
+    before = await snapshot(dep)
+    dep.restarts += 1
+    await dep.boot()
+    if not advance:
+        after = await snapshot(dep)
+        assert after == before, f"restart {dep.restarts} changed stored conversations"
+    run.restarts += 1
+
+
+def fake_notes(tmp_path: Path, faces_dir: Path) -> dict[str, Path]:
+    notes = {"real": faces_dir / "note_obama_2.mp4"}
+    for name, data in (("match", FAKE_MATCH), ("mismatch", FAKE_MISMATCH), ("noface", FAKE_NOFACE)):
+        path = tmp_path / f"fake_{name}.mp4"
+        path.write_bytes(data + b"\x00" * 64)
+        notes[name] = path
+    return notes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_kind", ["memory", "mongo"])
+async def test_a_whole_class_survives_a_restart_after_every_step(
+    store_kind: str, tmp_path: Path, faces_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from integrations.presence.faces.local import LocalFaceVerifier
+
+    real = LocalFaceVerifier(tmp_path / "faces", 0.6)
+    dep = Deployment(tmp_path, store_kind, real_verifier=real)
+    place_faces(dep.faces_dir, faces_dir, {"PFS-101/22PFS001": "obama_1.jpg"})
+    run = Run()
+    await dep.boot()
+    try:
+        await play(dep, class_steps(fake_notes(tmp_path, faces_dir)), run)
+        # a few more restarts with nothing happening: nothing fires again
+        for _ in range(3):
+            await restart_checked(dep, run)
+        await asyncio.sleep(1.5)  # longer than the report buffer
+        sim = dep.sim
+        assert sim is not None
+        asha, kiran = USERS["asha"], USERS["kiran"]
+        session = Session.objects.get()
+        # the report: one event, one message (plus the one /report asked for), sent_at set once
+        assert len(dep.report_events(asha.chat)) == 1, dep.report_events(asha.chat)
+        assert count_texts(sim, asha, REPORT_HEAD) == 2
+        assert dep.total_reports_sent() == 1
+        assert session.report_sent_at is not None and session.status == "closed"
+        # the timeout: fired once, in one instance
+        assert count_texts(sim, kiran, TIMED_OUT) == 1
+        # attendance: exact, one record per student
+        records = list(AttendanceRecord.objects(session=session.id))
+        ids = [r.student_id for r in records]
+        assert len(ids) == len(set(ids)), ids
+        assert sorted((r.student_id, r.status, r.method) for r in records) == [
+            ("22PFS001", "present", "face"), ("22PFS002", "failed", "face"),
+            ("22PFS004", "present", "manual"), ("22PFS101", "present", "face"),
+        ]
+        assert session.face_failure_count("22PFS002") == 3 and session.is_locked_out("22PFS003")
+        assert any(v.real and v.matched and v.student_id == "22PFS001" for v in dep.processor.verdicts)
+        assert dep.total_errors() == 0
+    finally:
+        await dep.close()
+    with capsys.disabled():
+        print(f"\n[restart-anywhere/{store_kind}] {run.steps} steps, {run.restarts} restarts tested "
+              f"({len(dep.instances)} app instances)")
