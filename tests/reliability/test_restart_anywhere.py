@@ -65,7 +65,7 @@ class Run:
     values: dict[str, str] = field(default_factory=dict)
 
 
-def open_session_steps() -> list[Step]:
+def open_session_steps(minutes: str = "/tap 10") -> list[Step]:
     return [
         Step("asha", "/start", ("share your phone number",), state="ask_contact"),
         Step("asha", "/contact +919848000001", ("email address",), state="ask_email"),
@@ -76,7 +76,7 @@ def open_session_steps() -> list[Step]:
         Step("asha", "/tap PFS-102", ("✅ PFS-102",), state="choose_batches"),
         Step("asha", "/tap Done ✔", ("Which subject?", "{Python}"), state="choose_subject"),
         Step("asha", "/tap Python", ("How many minutes",), state="choose_duration"),
-        Step("asha", "/tap 10", ("The usual is 50 m",), state="choose_radius"),
+        Step("asha", minutes, ("The usual is 50 m",), state="choose_radius"),
         Step("asha", "/tap 50", ("share the classroom's location",), state="ask_class_location"),
         Step("asha", f"/location {CLASS[0]} {CLASS[1]} 5",
              ("Session open for Python (PFS-101, PFS-102), 6 students.", "Code: "),
@@ -239,3 +239,122 @@ async def test_a_whole_class_survives_a_restart_after_every_step(
     with capsys.disabled():
         print(f"\n[restart-anywhere/{store_kind}] {run.steps} steps, {run.restarts} restarts tested "
               f"({len(dep.instances)} app instances)")
+
+
+async def open_class(dep: Deployment, run: Run, minutes: str = "/tap 10") -> Session:
+    """The teacher opens a session (10 minutes by default) in the running instance (no restarts)."""
+    await play(dep, open_session_steps(minutes), run, restart=False)
+    return Session.objects.get()
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "mongo"])
+async def test_a_report_armed_by_a_crashed_instance_is_sent_once_by_the_next(store_kind: str, tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, store_kind)
+    run = Run()
+    a = await dep.boot()
+    try:
+        session = await open_class(dep, run)
+        sid = str(session.id)
+        assert ReportScheduler.job_id(sid) in a.services.reports.pending()  # A scheduled it ...
+        await dep.crash()  # ... and died before it was due
+        await dep.warp(700)  # the session (10 min) expired while nothing ran
+        b = await dep.boot()  # B re-arms it from the database
+        asha = USERS["asha"]
+        assert dep.sim is not None
+        missing = await dep.sim.wait_for(asha, [REPORT_HEAD, "Present 0/6"], 0, 15)
+        assert not missing, dep.sim.texts(asha)
+        assert b.services.reports.sent == 1
+        # A comes back from the dead and fires its old job: nothing is sent
+        assert await a.services.reports.fire(sid) is False
+        await dep.restart()  # C: nothing left to re-arm
+        assert dep.current is not None and dep.current.services.reports.pending() == []
+        await asyncio.sleep(1.2)
+        assert len(dep.report_events(asha.chat)) == 1
+        assert count_texts(dep.sim, asha, REPORT_HEAD) == 1
+        assert Session.objects.get().report_sent_at is not None
+        assert await dep.sim.state_of(asha) == "menu"
+    finally:
+        await dep.close()
+
+
+async def test_two_schedulers_racing_fire_send_one_report(tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, "mongo")
+    run = Run()
+    a = await dep.boot()
+    try:
+        session = await open_class(dep, run)
+        sid = str(session.id)
+        await dep.warp(700)
+        # a second process over the same database and store, alive at the same time as A
+        b = dep.build()
+        assert dep.sim is not None
+        b.engine.add_sink(dep.sim._receive)
+        results = await asyncio.gather(*(inst.services.reports.fire(sid) for inst in (a, b, a, b, b, a)))
+        assert sorted(results) == [False] * 5 + [True]
+        assert a.services.reports.sent + b.services.reports.sent == 1
+        asha = USERS["asha"]
+        assert len(dep.report_events(asha.chat)) == 1
+        assert count_texts(dep.sim, asha, REPORT_HEAD) == 1
+        assert Session.objects.get().report_sent_at is not None
+        await b.app.stop()
+    finally:
+        await dep.close()
+
+
+async def test_a_crash_while_a_face_is_checked_loses_no_attendance(tmp_path: Path) -> None:
+    """The queue lives in memory: a job lost in a crash ends in the state's timeout after the next
+    start, and the student can simply check in again; a crash after the record was written but
+    before the student was told does not lose (or double) the record either."""
+    dep = Deployment(tmp_path, "mongo")
+    run = Run()
+    await dep.boot()
+    match = tmp_path / "match.mp4"
+    match.write_bytes(FAKE_MATCH)
+    near = f"/location {CLASS[0]} {CLASS[1]} 5"
+    try:
+        session = await open_class(dep, run, minutes="120")
+        sim = dep.sim
+        assert sim is not None
+        ravi, meena = USERS["ravi"], USERS["meena"]
+        # 1. Ravi's job is lost: the process dies before a worker picks it up
+        await play(dep, [*student_start("ravi", "+919000010001", "Hello Ravi"), Step("ravi", "$otp", ("Code accepted",)),
+                         Step("ravi", near, ("You are in class",))], run, restart=False)
+        assert dep.current is not None
+        queue = dep.current.services.verify_queue
+        for task in queue._tasks:  # the workers are stuck: the job is accepted but never run
+            task.cancel()
+        queue.start = lambda: None
+        await play(dep, [Step("ravi", f"/video {match}", ("Video received",), state="verifying", crash=True)], run)
+        assert await sim.state_of(ravi) == "verifying"
+        await restart_checked(dep, run, advance=700)  # the verifying timeout (600 s) is overdue
+        assert not await sim.wait_for(ravi, ["Checking took too long.", TIMED_OUT], 0, 15)
+        assert await sim.state_of(ravi) == "timed_out"
+        await play(dep, [*student_start("ravi", "+919000010001", "Hello Ravi"), Step("ravi", "$otp", ("Code accepted",)),
+                         Step("ravi", near, ("You are in class",)),
+                         Step("ravi", f"/video {match}", ("Marked present",), within=15, state="marked")], run)
+        # 2. Meena's record is written, then the process dies before she is told
+        await play(dep, [*student_start("meena", "+919000010101", "Hello Meena"), Step("meena", "$otp", ("Code accepted",)),
+                         Step("meena", near, ("You are in class",))], run)
+        current = dep.current
+        assert current is not None
+        roster = current.services.roster
+        original = roster.submit_attendance
+
+        async def submit_then_die(*args: Any, **kwargs: Any) -> Any:
+            result = await original(*args, **kwargs)
+            current.engine._accepting = False  # dead: the answer never goes out
+            return result
+
+        roster.submit_attendance = submit_then_die
+        await play(dep, [Step("meena", f"/video {match}", ("Video received",))], run, restart=False)
+        await current.services.verify_queue.drain()
+        assert await sim.state_of(meena) == "verifying"
+        await restart_checked(dep, run, crash=True, advance=700)
+        assert not await sim.wait_for(meena, ["Checking took too long."], 0, 15)
+        await play(dep, [*student_start("meena", "+919000010101", "Hello Meena"),
+                         Step("meena", "$otp", ("You are already marked present for Python",), state="finished")], run)
+        records = sorted((r.student_id, r.status) for r in AttendanceRecord.objects(session=session.id))
+        assert records == [("22PFS001", "present"), ("22PFS101", "present")]
+        assert dep.total_errors() == 0
+    finally:
+        await dep.close()
