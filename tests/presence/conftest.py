@@ -6,14 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# tests/presence/conftest.py -> parents[2] is the repo checkout; shared/ sits beside it.
-SHARED_FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
-
-
-def _require_faces() -> Path:
-    if not (SHARED_FACES / "obama_1.jpg").is_file():
-        pytest.skip(f"face test data not found at {SHARED_FACES.resolve()} (shared/faces beside the repo)")
-    return SHARED_FACES
+from tests.conftest import FACES_DIR as SHARED_FACES, require_faces as _require_faces
 
 
 @pytest.fixture(scope="session")
