@@ -47,7 +47,7 @@ def disconnect_db(*, alias: str = "default") -> None:
 
 def ensure_indexes() -> None:
     """Create every index declared in the models' ``meta`` (idempotent; run at start-up)."""
-    from integrations import models
+    from integrations import models, outbox
 
-    for document in models.ALL_DOCUMENTS:
+    for document in models.ALL_DOCUMENTS + outbox.DOCUMENTS:
         document.ensure_indexes()

@@ -18,6 +18,7 @@ class Services:
     verify_queue: Any = None  # integrations.presence.verify_queue.VerifyQueue
     reports: Any = None  # integrations.reports.ReportScheduler
     engine: Any = None  # engine.runtime.Engine, set once the engine exists
+    outbox: Any = None  # integrations.outbox.OutboxWorker, made by start() unless given
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -27,6 +28,11 @@ class Services:
             log.info("report scheduler started; %d pending report(s) re-armed", rearmed)
         if self.verify_queue is not None:
             self.verify_queue.start()
+        if self.roster is not None:  # delivers what an API or face-service outage left behind
+            from .outbox import OutboxWorker
+
+            self.outbox = self.outbox or OutboxWorker.for_services(self)
+            self.outbox.start()
 
     async def drain(self) -> None:
         """Finish accepted verifications (each ends with an event into its chat)."""
@@ -37,6 +43,8 @@ class Services:
         await self.drain()
         if self.verify_queue is not None:
             await self.verify_queue.close()
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self.reports is not None:
             self.reports.shutdown()
         if self.roster is not None:

@@ -165,30 +165,44 @@ async def submit_video(ctx: HookContext) -> HookResult:
 
 # Face reasons the student can fix by recording again, and what the flow calls them.
 _RETRYABLE = {"mismatch": "mismatch", "no_face": "no_face"}
+# The face service is down (after botocore's retries): the frame goes to the outbox and is
+# checked when it is back ("queued_offline"); "retry_later" only if no frame could be kept.
 _SERVICE = {"throttled", "service_error"}
 
 
 async def _verified(services: Services, chat_id: int, user_id: int, session_id: str, student_id: str,
                     subject: str, distance_m: Any, outcome: VerifyOutcome) -> None:
-    """The queue's answer: record attendance on a match, then tell the student's conversation."""
+    """The queue's answer: record attendance on a match, then tell the student's conversation.
+
+    Outages go to the outbox (integrations/outbox.py): attendance the API did not take, and the
+    frame of a check the face service could not do; the student is told it will be done later.
+    """
+    from .. import outbox
 
     async def tell(event: str, data: dict[str, Any] | None = None) -> None:
         await services.engine.post_event(STUDENT_BOT, chat_id, event, data or {}, user_id)
 
-    face = outcome.face
-    params = outcome.params()
-    if outcome.ok:
-        similarity = face.similarity if face else None
-        data = {"subject": subject, "marked_time": clock(utcnow(), services.settings.timezone)}
+    async def submit(status: str, similarity: Any = None) -> bool:
+        """Record attendance; False if the API is down (the record waits in the outbox)."""
         try:
-            await services.roster.submit_attendance(session_id, student_id, "present", "face",
+            await services.roster.submit_attendance(session_id, student_id, status, "face",
                                                     similarity=similarity, distance_m=distance_m)
+            return True
         except RosterError as exc:
             if not unavailable(exc):
                 raise
-            await tell("recorded_offline", data)  # kept locally, unsynced; delivered later
-            return
-        await tell("verified", data)
+            # Kept locally (unsynced); the outbox worker sends it when the API is back.
+            await outbox.queue_attendance(session_id, student_id, status, "face", similarity=similarity,
+                                          distance_m=distance_m, chat_id=chat_id, user_id=user_id,
+                                          subject=subject, error=exc.message_key)
+            return False
+
+    face = outcome.face
+    params = outcome.params()
+    if outcome.ok:
+        data = {"subject": subject, "marked_time": clock(utcnow(), services.settings.timezone)}
+        synced = await submit("present", face.similarity if face else None)
+        await tell("verified" if synced else "recorded_offline", data)
         return
     reason = outcome.reason
     if reason in _RETRYABLE:
@@ -197,13 +211,14 @@ async def _verified(services: Services, chat_id: int, user_id: int, session_id: 
     elif reason == "attempts_exhausted":
         if outcome.cause in _RETRYABLE:
             await blocking(Session.record_face_failure, _oid(session_id), student_id)
-        await services.roster.submit_attendance(session_id, student_id, "failed", "face",
-                                                distance_m=distance_m)
+        await submit("failed")
         await tell("attempts_exhausted", params)
     elif reason == "no_reference":
         await tell("no_reference", params)
     elif reason in _SERVICE:
-        await tell("retry_later", params)
+        kept = await outbox.queue_verification(services, session_id, student_id, chat_id=chat_id, user_id=user_id,
+                                               subject=subject, distance_m=distance_m, error=reason)
+        await tell("queued_offline" if kept else "retry_later", params)
     else:  # corrupt video, undecodable frame, unusable id
         log.info("video of %s not usable: %s", student_id, reason)
         await tell("bad_video", params)
