@@ -154,6 +154,7 @@ class Session(Document):
     students = ListField(EmbeddedDocumentField(StudentSnapshot))
     report_sent_at = DateTimeField()
     failed_otp = MapField(IntField())  # escaped student id -> wrong codes
+    failed_otp_total = IntField(default=0)  # wrong codes from everyone (brute-force brake)
     locked_out = ListField(StringField())  # student ids (not escaped)
     face_failures = MapField(IntField())  # escaped student id -> failed face checks
     external_posted = BooleanField(default=False)  # http backend: the first POST has succeeded

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from typing import Any
 
 from engine.hooks import HookContext, HookRegistry, HookResult
@@ -16,6 +17,7 @@ from engine.types import VideoNote
 from ..api.errors import RosterError
 from ..models import Session, utcnow
 from ..presence import geofence, otp
+from ..presence.attempts import SlidingWindow
 from ..presence.verify_queue import VerifyJob, VerifyOutcome
 from ..presence.video import validate_video_note
 from ..roster.service import check_own_contact
@@ -34,8 +36,9 @@ def register(registry: HookRegistry) -> HookRegistry:
                       provides=("student_id", "student_name", "student_batch"))
     registry.register("check_code", check_code,
                       outcomes=("ok", "malformed", "wrong", "locked", "no_session", "expired",
-                                "not_on_roster", "already_marked"),
-                      provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time"))
+                                "not_on_roster", "already_marked", "slow_down"),
+                      provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time",
+                                "wait_min"))
     registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "expired"),
                       provides=("distance_m", "radius_m", "accuracy_m"))
     registry.register("submit_video", submit_video,
@@ -75,6 +78,9 @@ async def check_code(ctx: HookContext) -> HookResult:
     if code is None:
         return HookResult("malformed")
     policy = otp.OtpPolicy(services.settings.otp_max_attempts)
+    guesses = _guess_limiter(services)
+    if guesses.blocked(ctx.update.user_id):
+        return HookResult("slow_down", {"wait_min": max(1, math.ceil(guesses.retry_after(ctx.update.user_id) / 60))})
     session = await services.roster.session_by_otp(code)
     on_roster = session is not None and session.student(student_id) is not None
     if session is not None and on_roster and otp.codes_equal(code, session.otp):
@@ -90,8 +96,10 @@ async def check_code(ctx: HookContext) -> HookResult:
             return HookResult("already_marked", data)
         return HookResult("ok", data)
     # A wrong code (or one of a class the student is not in): count it, lock out at the limit.
+    guesses.hit(ctx.update.user_id)
     mine = await blocking(_open_sessions_of, student_id)
-    counts = [await blocking(Session.record_failed_otp, s.id, student_id, policy.max_attempts) for s in mine]
+    counts = [await blocking(_count_wrong_code, s.id, student_id, policy.max_attempts,
+                             services.settings.otp_session_max_wrong) for s in mine]
     if any(locked for _, locked in counts):
         return HookResult("locked")
     left = policy.max_attempts - max((count for count, _ in counts), default=0)
@@ -100,6 +108,29 @@ async def check_code(ctx: HookContext) -> HookResult:
     if not mine:
         return HookResult("no_session")
     return HookResult("wrong", {"attempts_left": left})
+
+
+def _guess_limiter(services: Services) -> SlidingWindow:
+    """Wrong codes per Telegram user in 10 minutes, across all sessions and student accounts."""
+    limiter = services.extra.get("otp_guesses")
+    if limiter is None:
+        limiter = services.extra["otp_guesses"] = SlidingWindow(services.settings.otp_user_wrong_per_10min, 600)
+    return limiter
+
+
+def _count_wrong_code(session_id: Any, student_id: str, max_attempts: int, session_cap: int) -> tuple[int, bool]:
+    """One wrong code against a session: per student (lockout at the limit) and in total.
+
+    Once a session has drawn `session_cap` wrong codes from everyone together (many accounts
+    guessing), every further miss locks that student out at once, so guessing across accounts
+    buys at most `session_cap` + one try per student.
+    """
+    total = Session.objects(id=session_id).modify(inc__failed_otp_total=1, new=True)
+    count, locked = Session.record_failed_otp(session_id, student_id, max_attempts)
+    if not locked and total is not None and total.failed_otp_total > session_cap:
+        Session.objects(id=session_id).update_one(add_to_set__locked_out=student_id)
+        return count, True
+    return count, locked
 
 
 # ------------------------------------------------------------------------------------ location

@@ -1,0 +1,78 @@
+"""An in-process app over the script fixtures' roster, for tests that need more than a script."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.simulator import SimUser, Simulator
+from integrations.app import App, build_app
+from integrations.db import connect_db, ensure_indexes
+from integrations.presence.faces.base import FaceResult, FaceVerifier
+from integrations.presence.verify_queue import VerifyQueue
+from integrations.reports import ReportScheduler
+from integrations.roster import make_roster
+from integrations.roster.csv_import import import_roster
+from integrations.roster.service import RosterService
+from integrations.services import Services
+from integrations.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CLASS = "17.385 78.4867"
+NEAR = "/location 17.38510 78.48670 5"
+ASHA = SimUser("asha", 5001, "teacher", "Asha")
+VIKRAM = SimUser("vikram", 5002, "teacher", "Vikram")
+STUDENTS = {  # fixture roster: name -> (user, phone)
+    "ravi": (SimUser("ravi", 6001, "student", "Ravi"), "+919000010001"),
+    "sita": (SimUser("sita", 6002, "student", "Sita"), "+919000010002"),
+    "arjun": (SimUser("arjun", 6003, "student", "Arjun"), "+919000010003"),
+    "lata": (SimUser("lata", 6004, "student", "Lata"), "+919000010004"),
+    "meena": (SimUser("meena", 6101, "student", "Meena"), "+919000010101"),
+}
+
+
+class AlwaysMatches(FaceVerifier):
+    """A fake verifier: every face matches (these tests are not about faces)."""
+
+    name = "always-matches"
+
+    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
+        return FaceResult(True, "match", similarity=99.0, backend=self.name)
+
+    def store_reference(self, batch: str, student_id: str, photo_jpeg: bytes) -> FaceResult:
+        return FaceResult(True, "stored", backend=self.name)
+
+    def has_reference(self, batch: str, student_id: str) -> bool:
+        return True
+
+
+def make_app(**overrides: Any) -> tuple[App, Simulator]:
+    settings = load_settings(app_env="test", report_buffer_seconds=0, **overrides)
+    connect_db("mongomock://localhost/appkit")
+    ensure_indexes()
+    import_roster(REPO / "flows" / "scripts" / "fixtures" / "roster.csv")
+    services = Services(settings, RosterService(make_roster(settings)))
+    services.verifier = AlwaysMatches()
+    services.verify_queue = VerifyQueue(lambda job: services.verifier.verify(b"", job.batch, job.student_id),
+                                        capacity=100, workers=2)
+    services.reports = ReportScheduler(services)
+    app = build_app(REPO / "flows", settings, services=services)
+    return app, Simulator(app.engine)
+
+
+async def open_session(sim: Simulator, teacher: SimUser = ASHA, phone: str = "+919848000001",
+                       email: str = "asha.rao@example.edu", password: str = "demo-pass-1",
+                       batch: str = "PFS-101", subject: str = "Python") -> str:
+    """Log the teacher in and open a session; returns the code."""
+    for line in ("/start", f"/contact {phone}", email, password, "/tap 📝 Take attendance",
+                 f"/tap {batch}", "/tap Done ✔", f"/tap {subject}", "/tap 10", "/tap 50"):
+        await sim.send(teacher, line)
+    replies = await sim.send(teacher, f"/location {CLASS} 5")
+    opened = next(r for r in replies if "Code:" in r)
+    return opened.split("Code: ")[1][:6]
+
+
+async def student_at_code(sim: Simulator, name: str) -> SimUser:
+    user, phone = STUDENTS[name]
+    await sim.send(user, "/start")
+    await sim.send(user, f"/contact {phone}")
+    return user
