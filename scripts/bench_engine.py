@@ -118,15 +118,20 @@ def memory_bench() -> Bench:
     return Bench("memory", MemoryStore)
 
 
-def mongo_bench() -> Bench:
+def mongo_bench(uri: str = "mongomock://localhost/bench") -> Bench:
     from integrations.db import connect_db, disconnect_db
-    from integrations.mongo_conversations import MongoConversationStore
+    from integrations.mongo_conversations import ConversationDoc, MongoConversationStore
 
     def make() -> ConversationStore:
-        connect_db("mongomock://localhost/bench")  # a fresh in-memory database each call
+        connect_db(uri)  # mongomock: a fresh in-memory database on each call
+        if not uri.startswith("mongomock://"):
+            ConversationDoc.drop_collection()  # a real server: start empty (db name checked below)
         return MongoConversationStore()
 
-    return Bench("mongomock", make, disconnect_db)
+    if not uri.startswith("mongomock://") and "bench" not in uri.rsplit("/", 1)[-1].split("?")[0]:
+        raise SystemExit("--mongo-uri: use a database whose name contains 'bench' (its"
+                         " conversations collection is dropped)")
+    return Bench("mongomock" if uri.startswith("mongomock://") else "mongodb", make, disconnect_db)
 
 
 def make_engine(bench: Bench, flows: dict[str, CompiledFlow], registry: HookRegistry,
@@ -271,12 +276,16 @@ async def idle_rss(bench: Bench, args: argparse.Namespace, flows: dict[str, Comp
     await drive(engine, range(1, n + 1), args.concurrency, PARK_STEPS, record=False)
     gc.collect()
     rss1 = rss_bytes()
+    t = time.perf_counter()
+    gc.collect()  # a full collection with n conversations alive: the worst GC pause they cause
+    out["full_gc_ms"] = (time.perf_counter() - t) * 1e3
+    out["gc_objects"] = len(gc.get_objects())
     conv = await engine.store.get((BOT, n))
     assert conv is not None and conv.state == WAIT_STATE, conv
     out["idle_rss_kb"] = (rss1 - rss0) / n / 1024
     out["idle_count"] = n
     out["locks_left"] = len(engine._locks)
-    if bench.name == "mongomock":
+    if bench.name != "memory":
         import bson
 
         from integrations.mongo_conversations import ConversationDoc
@@ -310,7 +319,7 @@ async def idle_traced(bench: Bench, args: argparse.Namespace, flows: dict[str, C
 async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
                     registry: HookRegistry) -> dict[str, Any]:
     out: dict[str, Any] = {"store": bench.name}
-    idle_n = args.idle if bench.name == "memory" else min(args.idle, args.mongo_idle)
+    idle_n = min(args.idle, args.mongo_idle) if bench.name == "mongomock" else args.idle
     if idle_n > 0:
         note(f"  {bench.name}: parking {idle_n} idle conversations (RSS)")
         await idle_rss(bench, args, flows, registry, out, idle_n)
@@ -391,6 +400,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 worst = max(r["idle_rss_kb"], r.get("idle_traced_kb", 0.0))
                 line += f"   target <= {TARGET_IDLE_KB:.0f}: {mark(worst <= TARGET_IDLE_KB)}"
             print(line)
+            print(f"   full gc pause    {r['full_gc_ms']:.1f} ms with those {r['idle_count']} parked"
+                  f" ({r['gc_objects']} objects tracked by the GC)")
         if r.get("profile_text"):
             print(f"   profile of the drive phase saved to {r['profile_path']}")
             print(r["profile_text"])
@@ -404,6 +415,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="chats in flight at once")
     p.add_argument("--idle", type=int, default=10_000,
                    help="conversations parked in the waiting state for the memory figure (0: skip)")
+    p.add_argument("--mongo-uri", default="mongomock://localhost/bench",
+                   help="mongo store to measure; a real server (mongodb://host/bench) is possible,"
+                        " its db name must contain 'bench' (the collection is dropped)")
     p.add_argument("--mongo-idle", type=int, default=1000,
                    help="cap on --idle for mongomock, whose find/update scan the whole collection"
                         " (O(n) per query: 10,000 parked chats take many minutes)")
@@ -426,7 +440,7 @@ def run_one(store: str, args: argparse.Namespace) -> dict[str, Any]:
     """One store's whole benchmark (throughput, latency, idle memory) in this process."""
     registry = build_registry()
     flows = load_bench_flows(registry)
-    bench = memory_bench() if store == "memory" else mongo_bench()
+    bench = memory_bench() if store == "memory" else mongo_bench(args.mongo_uri)
     t = time.perf_counter()
     note(f"running {bench.name} ...")
     result = asyncio.run(run_store(bench, args, flows, registry))
