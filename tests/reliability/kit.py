@@ -108,6 +108,7 @@ class HookCall:
     outcome: str
     student_id: str  # from the conversation data when the hook ran
     session_id: str  # the hook's result if it provides one, else the conversation's
+    marked_id: str = ""  # manual_mark: the student the teacher marked
 
 
 def spy_registry(calls: list[HookCall]) -> HookRegistry:
@@ -119,7 +120,8 @@ def spy_registry(calls: list[HookCall]) -> HookRegistry:
         result = await original(name, ctx)
         session_id = result.data.get("session_id") or ctx.data.get("session_id") or ""
         calls.append(HookCall(name, ctx.update.bot, ctx.update.chat_id, result.outcome,
-                              str(ctx.data.get("student_id") or ""), str(session_id)))
+                              str(ctx.data.get("student_id") or ""), str(session_id),
+                              str(result.data.get("marked_id") or "")))
         return result
 
     registry.call = call  # type: ignore[method-assign]
