@@ -106,6 +106,7 @@ class Stepper:
         }
         self._holder = _Holder()
         self._sm = self._new()
+        self._memo: dict[tuple[str, str], str | None] = {}
 
     def _new(self) -> Any:
         self._holder = _Holder()
@@ -115,9 +116,22 @@ class Stepper:
         return event in self._events.get(state, ())
 
     def target(self, state: str, event: str) -> str | None:
-        """Where ``event`` leads from ``state``; None when that event has no transition there."""
-        if not self.has_transition(state, event):
-            return None
+        """Where ``event`` leads from ``state``; None when that event has no transition there.
+
+        The machine answers the first time; the answer is then remembered. That is exact because
+        compiled flows put no guards or actions on transitions: the same state and event always
+        lead to the same target (test_compiler checks the memo against the machine).
+        """
+        key = (state, event)
+        known = self._memo.get(key)
+        if known is not None or key in self._memo:
+            return known
+        target = self.fire(state, event) if self.has_transition(state, event) else None
+        self._memo[key] = target
+        return target
+
+    def fire(self, state: str, event: str) -> str:
+        """Ask the python-statemachine instance (no memo)."""
         if self._sm.is_terminated:
             self._sm = self._new()
         self._holder.state = state

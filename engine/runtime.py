@@ -159,7 +159,7 @@ class Engine:
             return []
         for attempt in (1, 2):
             conv = await self.store.get(update.key)
-            before = conv.clone() if conv else None
+            before = (conv.deadline, conv.epoch) if conv else None
             fresh = conv is None or conv.flow != flow.name or conv.state not in flow.spec.states
             if fresh:
                 if update.kind == "event":
@@ -212,11 +212,12 @@ class Engine:
             self._rearm(None, step.conv)
         return step.actions
 
-    def _rearm(self, before: Optional[Conversation], after: Conversation) -> None:
+    def _rearm(self, before: Optional[tuple[Optional[float], int]], after: Conversation) -> None:
+        """Schedule, move or cancel the chat's timeout; `before` is (deadline, epoch) as read."""
         if self.timers is None:
             return
         if after.deadline is not None:
-            if before is None or before.deadline != after.deadline or before.epoch != after.epoch:
+            if before != (after.deadline, after.epoch):
                 self.timers.schedule(after.key, after.epoch, after.deadline)
-        elif before is not None and before.deadline is not None:
+        elif before is not None and before[0] is not None:
             self.timers.cancel(after.key)

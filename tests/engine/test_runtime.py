@@ -399,3 +399,23 @@ async def test_flow_compiles_to_a_python_statemachine_class(tmp_path: Path) -> N
     assert flow.stepper.target("first", "next") == "second"
     assert flow.stepper.target("bye", "cmd_start") == "first"
     assert flow.stepper.target("bye", "next") is None
+
+
+def test_remembered_targets_agree_with_the_machine(tmp_path: Path) -> None:
+    """The Stepper's memo must give exactly what python-statemachine gives, for every pair."""
+    from engine.loader import flow_files, load_flow
+    from integrations.app_hooks import build_registry
+
+    registry = build_registry()
+    checked = 0
+    for path in flow_files(Path(__file__).resolve().parents[2] / "flows"):
+        flow = load_flow(path, registry)
+        events = {e for s in flow.machine.states for t in s.transitions for e in t.events}
+        for state in flow.machine.states:
+            for event in sorted(events):
+                remembered = flow.stepper.target(state.id, event)
+                assert flow.stepper.target(state.id, event) == remembered  # second call: memo
+                expected = flow.stepper.fire(state.id, event) if flow.stepper.has_transition(state.id, event) else None
+                assert remembered == expected, (path.name, state.id, event)
+                checked += 1
+    assert checked > 100
