@@ -449,3 +449,27 @@ def test_fuzz_teacher_flow(world: FuzzWorld, capsys: pytest.CaptureFixture[str])
     states = list(world.engine.flows["teacher"].spec.states)
     fuzz(world, "teacher", states, capsys)
     assert {s for b, s in world.started if b == "teacher"} == set(states)
+
+
+def test_the_checks_catch_a_raising_hook_and_an_unearned_mark(world: FuzzWorld) -> None:
+    """The harness itself: a hook raising on input, or a present record nobody earned, fail the run."""
+    import dataclasses
+
+    hooks = world.engine.hooks
+    spec = hooks.get("check_location")
+
+    def broken(ctx: Any) -> None:
+        raise ValueError("cannot read this location")
+
+    hooks._hooks["check_location"] = dataclasses.replace(spec, fn=broken)
+    try:
+        with pytest.raises(AssertionError, match="1 step error"):
+            world.loop.run_until_complete(
+                one_sequence(world, "student", "ask_location", [Act("location", Location(*CLASS))], 6001))
+    finally:
+        hooks._hooks["check_location"] = spec
+    world.loop.run_until_complete(world.reset(teacher_bound=True))
+    session = Session.objects.get(otp=OTP)
+    AttendanceRecord.mark(session.id, "22PFS001", "present", "face")
+    with pytest.raises(AssertionError, match=r"without passing \['code', 'location', 'face'\]"):
+        world.check_attendance()

@@ -74,7 +74,7 @@ def open_session_steps(minutes: str = "/tap 10") -> list[Step]:
         Step("asha", "/tap 📝 Take attendance", ("Choose the batches", "{PFS-101 | PFS-102 | Done ✔}")),
         Step("asha", "/tap PFS-101", ("(edited)", "✅ PFS-101"), state="choose_batches"),
         Step("asha", "/tap PFS-102", ("✅ PFS-102",), state="choose_batches"),
-        Step("asha", "/tap Done ✔", ("Which subject?", "{Python}"), state="choose_subject"),
+        Step("asha", "/tap Done ✔", ("Which subject?", "Python"), state="choose_subject"),
         Step("asha", "/tap Python", ("How many minutes",), state="choose_duration"),
         Step("asha", minutes, ("The usual is 50 m",), state="choose_radius"),
         Step("asha", "/tap 50", ("share the classroom's location",), state="ask_class_location"),
