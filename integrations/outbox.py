@@ -415,10 +415,14 @@ class PassResult:
     verified: int = 0  # verifications that got an answer from the face service
     failed: int = 0  # entries given up (permanent errors)
     notices: int = 0  # messages posted to students
-    stopped: str = ""  # the failure that stopped a lane ("api_unavailable", "throttled"...)
+    stopped: str = ""  # the failures that stopped lanes ("api_unavailable", "throttled", both)
     held: int = 0  # sessions held back by a session-only error this pass
     busy: bool = False  # another worker held the head of a lane
     remaining: int = 0  # pending entries after the pass
+
+    def stop(self, reason: str) -> None:
+        if reason not in self.stopped.split(", "):
+            self.stopped = f"{self.stopped}, {reason}" if self.stopped else reason
 
     @property
     def ok(self) -> bool:
@@ -459,6 +463,7 @@ class OutboxWorker:
         self.frames: Optional[FrameKeeper] = None
         self.passes = 0
         self.last: Optional[PassResult] = None
+        self.delays: collections.deque[float] = collections.deque(maxlen=20)  # recent waits between passes
         self._task: Optional[asyncio.Task[None]] = None
         self._pass_lock: Optional[asyncio.Lock] = None
         self._services: Any = None
@@ -504,6 +509,7 @@ class OutboxWorker:
             except Exception:  # a database hiccup must not end the worker
                 log.exception("outbox pass failed")
                 delay = min(self.max_interval, max(delay, self.interval) * 2)
+            self.delays.append(delay)
             await asyncio.sleep(delay)
 
     # -- one pass ----------------------------------------------------------------------------
@@ -537,7 +543,7 @@ class OutboxWorker:
                 break
             outcome = await self._deliver(entry)
             if outcome == "stop":
-                result.stopped = result.stopped or API_UNAVAILABLE
+                result.stop(API_UNAVAILABLE)
                 break
             if outcome == "held":
                 held.add(entry.session_id)
@@ -599,7 +605,7 @@ class OutboxWorker:
                 face = FaceResult(False, SERVICE_ERROR, detail=type(exc).__name__)
             if face.reason in FACE_SERVICE_DOWN:
                 await asyncio.to_thread(release, entry, self.worker_id, face.reason)
-                result.stopped = result.stopped or face.reason
+                result.stop(face.reason)
                 return
             try:
                 await asyncio.to_thread(self._settle_verification, entry, face)
@@ -747,6 +753,5 @@ def outbox_command(settings: Any, retry: bool = False, *, out: TextIO = sys.stdo
         return 0
     result = asyncio.run(_retry(settings))
     print(f"retry: {result.summary()}", file=out)
-    if result.remaining:
-        print_entries(out)
+    print_entries(out)
     return 1 if result.remaining and not result.ok else 0
