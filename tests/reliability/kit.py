@@ -167,6 +167,16 @@ def records_of(session_id: Any) -> list[AttendanceRecord]:
     return list(AttendanceRecord.objects(session=session_id))
 
 
+def kill_engine(engine: Any) -> None:
+    """From now on the engine takes nothing at all (user input, timers, answers): it is dead."""
+
+    async def refuse(update: Any) -> list:
+        return []
+
+    engine._accepting = False
+    engine.submit = refuse
+
+
 # ------------------------------------------------------------------------------ deployments
 @dataclass
 class Instance:
@@ -290,7 +300,7 @@ class Deployment:
         if instance is None:
             return
         engine, services = instance.engine, instance.services
-        engine._accepting = False
+        kill_engine(engine)
         if engine.timers is not None:
             engine.timers.shutdown()
         services.reports.shutdown()

@@ -29,6 +29,7 @@ from .kit import (
     FAKE_NOFACE,
     Deployment,
     count_texts,
+    kill_engine,
     place_faces,
     snapshot,
     user,
@@ -342,7 +343,7 @@ async def test_a_crash_while_a_face_is_checked_loses_no_attendance(tmp_path: Pat
 
         async def submit_then_die(*args: Any, **kwargs: Any) -> Any:
             result = await original(*args, **kwargs)
-            current.engine._accepting = False  # dead: the answer never goes out
+            kill_engine(current.engine)  # dead: the answer never goes out
             return result
 
         roster.submit_attendance = submit_then_die
