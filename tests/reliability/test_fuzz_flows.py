@@ -33,8 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.interpreter import TIMEOUT_EVENT
-from engine.render import parse_callback
+from engine.interpreter import TIMEOUT_EVENT, is_transient
 from engine.simulator import SimUser, Simulator
 from engine.store import Conversation, MemoryStore
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
@@ -53,7 +52,8 @@ STUDENTS = {  # user id -> (student id, phone)
     6101: ("22PFS101", "+919000010101"),
 }
 ROSTER_PHONES = ["+919000010001", "+919000010002", "+919000010101", "+919000020001", "+919848000001",
-                 "919000010001", "+1 555 0100", "00000", ""]
+                 "919000010001", "+1 555 0100", "00000", "", "+٩١٩٠٠٠٠١٠٠٠١", "+91 90000 1000１",
+                 "+" + "9" * 300]
 KNOWN_COMMANDS = ["start", "cancel", "help", "report", "logout", "status", "extend", "close", "mark"]
 EXAMPLES_PER_STATE = int(os.environ.get("FUZZ_EXAMPLES_PER_STATE", "5"))  # raise it to hunt for bugs
 MAX_STEPS = 10
@@ -87,7 +87,7 @@ commands = st.builds(
 )
 contacts = st.builds(
     lambda phone, who, first: (phone, who, first),
-    st.one_of(st.sampled_from(ROSTER_PHONES), st.from_regex(r"\+?[0-9 ]{0,20}", fullmatch=True)),
+    st.one_of(st.sampled_from(ROSTER_PHONES), st.from_regex(r"\+?[0-9 ]{0,20}", fullmatch=True), st.text(max_size=20)),
     st.sampled_from(["own", "own", "other", "none"]),
     st.text(max_size=10),
 )
@@ -144,7 +144,7 @@ GOOD: dict[str, list[Act]] = {
                      Act("command", Command("mark", "22PFS001 phone")), Act("command", Command("close")),
                      Act("command", Command("cancel")), Act("command", Command("report"))],
 }
-goods = st.builds(Act, st.just("good"), st.integers(0, 7))
+goods = st.builds(Act, st.just("good"), st.sampled_from(range(8)))
 
 acts = st.one_of(
     goods, goods, goods,
@@ -304,9 +304,15 @@ class FuzzWorld:
     async def check_states(self) -> None:
         for bot, chat in ((TEACHER.bot, TEACHER.chat), *(("student", uid) for uid in STUDENTS)):
             conv = await self.engine.store.get((bot, chat))
-            if conv is not None:
-                assert conv.state in self.engine.flows[bot].spec.states, (bot, conv.state)
-                self.visited.add((bot, conv.state))
+            if conv is None:
+                continue
+            states = self.engine.flows[bot].spec.states
+            assert conv.state in states, (bot, conv.state)
+            self.visited.add((bot, conv.state))
+            # a state with a timeout always has a deadline stored (else it could wait forever)
+            assert (conv.deadline is not None) == (states[conv.state].timeout is not None), (bot, conv.state)
+            secrets = [k for k in conv.data if is_transient(k)]
+            assert not secrets, f"transient keys stored in {bot}/{conv.state}: {secrets}"
 
     def check_attendance(self) -> None:
         calls, processor = self.dep.hook_calls, self.dep.processor

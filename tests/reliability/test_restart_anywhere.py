@@ -92,6 +92,12 @@ def student_start(who: str, phone: str, hello: str) -> list[Step]:
     ]
 
 
+def checked_in(who: str, phone: str, location: str) -> list[Step]:
+    """Contact, code and location: the student is asked for the video note."""
+    return [*student_start(who, phone, "Hello "), Step(who, "$otp", ("Code accepted",)),
+            Step(who, location, ("You are in class",), state="ask_video")]
+
+
 def class_steps(notes: dict[str, Path]) -> list[Step]:
     near = f"/location {CLASS[0] + 0.0001} {CLASS[1]} 8"
     return [
@@ -318,8 +324,7 @@ async def test_a_crash_while_a_face_is_checked_loses_no_attendance(tmp_path: Pat
         assert sim is not None
         ravi, meena = USERS["ravi"], USERS["meena"]
         # 1. Ravi's job is lost: the process dies before a worker picks it up
-        await play(dep, [*student_start("ravi", "+919000010001", "Hello Ravi"), Step("ravi", "$otp", ("Code accepted",)),
-                         Step("ravi", near, ("You are in class",))], run, restart=False)
+        await play(dep, checked_in("ravi", "+919000010001", near), run, restart=False)
         assert dep.current is not None
         queue = dep.current.services.verify_queue
         for task in queue._tasks:  # the workers are stuck: the job is accepted but never run
@@ -330,12 +335,10 @@ async def test_a_crash_while_a_face_is_checked_loses_no_attendance(tmp_path: Pat
         await restart_checked(dep, run, advance=700)  # the verifying timeout (600 s) is overdue
         assert not await sim.wait_for(ravi, ["Checking took too long.", TIMED_OUT], 0, 15)
         assert await sim.state_of(ravi) == "timed_out"
-        await play(dep, [*student_start("ravi", "+919000010001", "Hello Ravi"), Step("ravi", "$otp", ("Code accepted",)),
-                         Step("ravi", near, ("You are in class",)),
+        await play(dep, [*checked_in("ravi", "+919000010001", near),
                          Step("ravi", f"/video {match}", ("Marked present",), within=15, state="marked")], run)
         # 2. Meena's record is written, then the process dies before she is told
-        await play(dep, [*student_start("meena", "+919000010101", "Hello Meena"), Step("meena", "$otp", ("Code accepted",)),
-                         Step("meena", near, ("You are in class",))], run)
+        await play(dep, checked_in("meena", "+919000010101", near), run)
         current = dep.current
         assert current is not None
         roster = current.services.roster
