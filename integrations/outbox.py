@@ -615,6 +615,11 @@ class OutboxWorker:
                 await asyncio.to_thread(give_up, entry, self.worker_id, exc.message_key)
                 result.failed += 1
                 continue
+            except Exception as exc:  # a database error: keep the entry (and its frame) for later
+                log.exception("outbox: recording the late check of %s failed", entry.key)
+                await asyncio.to_thread(release, entry, self.worker_id, type(exc).__name__)
+                result.stop(type(exc).__name__)
+                return
             result.verified += 1
 
     def _settle_verification(self, entry: OutboxEntry, face: FaceResult) -> None:
@@ -659,10 +664,14 @@ class OutboxWorker:
                 continue
             notice = entry.notice or {}
             try:
-                await engine.post_event(entry.bot or STUDENT_BOT, int(entry.chat_id), str(notice.get("event")),
-                                        dict(notice.get("data") or {}), entry.user_id)
+                # Our events always answer; no answer means the engine refused it (stopping).
+                said = await engine.post_event(entry.bot or STUDENT_BOT, int(entry.chat_id),
+                                               str(notice.get("event")), dict(notice.get("data") or {}),
+                                               entry.user_id)
             except Exception:
                 log.exception("outbox: telling %s failed; will try again", entry.key)
+                said = None
+            if not said:
                 await asyncio.to_thread(
                     lambda: OutboxEntry.objects(id=entry.id).update_one(set__notice_pending=True))
                 continue

@@ -152,3 +152,12 @@ async def test_messages_wait_for_a_worker_that_can_send_them(harness, video):
     result = await harness.outbox.run_once()
     assert result.notices == 1 and harness.texts("B1-S1", since)[0].startswith("✅ Marked present")
     assert not OutboxEntry.objects.get().notice_pending
+
+
+async def test_a_message_refused_by_a_stopping_engine_is_kept(harness, video):
+    harness.verifier.then(THROTTLED)
+    await harness.check_in("B1-S1", video, [QUEUED_TEXT])
+    await harness.app.engine.drain()  # shutting down: the engine takes no more updates
+    result = await harness.outbox.run_once()
+    assert (result.verified, result.notices) == (1, 0)
+    assert OutboxEntry.objects.get().notice_pending  # the next process's worker will say it
