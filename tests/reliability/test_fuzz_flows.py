@@ -178,10 +178,11 @@ class LogTrap(logging.Handler):
 
 
 class FuzzWorld:
-    def __init__(self, tmp_path: Path, faces_dir: Optional[Path]) -> None:
+    def __init__(self, tmp_path: Path, faces_dir: Optional[Path], store_kind: str = "memory") -> None:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.dep = Deployment(tmp_path, "memory", settings_overrides={"report_buffer_seconds": 3600})
+        self.store_kind = store_kind
+        self.dep = Deployment(tmp_path, store_kind, settings_overrides={"report_buffer_seconds": 3600})
         self.instance = self.dep.build()  # never started: no timers or scheduled reports in the background
         self.engine = self.instance.engine
         self.sim = Simulator(self.engine)
@@ -214,7 +215,12 @@ class FuzzWorld:
         self.outcomes.update((c.hook, c.outcome) for c in self.dep.hook_calls)
         queue._failures.clear()
         self.instance.services.extra.clear()  # in-memory limiters: each sequence is a fresh process
-        self.engine.store = MemoryStore()
+        if self.store_kind == "mongo":
+            from integrations.mongo_conversations import ConversationDoc
+
+            ConversationDoc._get_collection().delete_many({})
+        else:
+            self.engine.store = MemoryStore()
         self.sim.inbox.clear()
         self.engine.stats.clear()
         self.dep.hook_calls.clear()
@@ -401,10 +407,12 @@ async def put_teacher(world: FuzzWorld, state: str) -> None:
 
 
 # ------------------------------------------------------------------------------ the tests
-def fuzz(world: FuzzWorld, bot: str, states: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def fuzz(world: FuzzWorld, bot: str, states: list[str], capsys: pytest.CaptureFixture[str],
+         examples: int = EXAMPLES_PER_STATE) -> None:
+    first_sequence, first_update = world.sequences, world.updates
     for state in states:
 
-        @settings(max_examples=EXAMPLES_PER_STATE, deadline=None, database=None, derandomize=False,
+        @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                   suppress_health_check=list(HealthCheck))
         @given(steps=sequences, student_id=st.sampled_from(sorted(STUDENTS)))
         def run(steps: list[Act], student_id: int) -> None:
@@ -413,7 +421,8 @@ def fuzz(world: FuzzWorld, bot: str, states: list[str], capsys: pytest.CaptureFi
         run()
     world.outcomes.update((c.hook, c.outcome) for c in world.dep.hook_calls)
     with capsys.disabled():
-        print(f"\n[fuzz/{bot}] {world.sequences} sequences from {len(states)} states, {world.updates} updates; "
+        print(f"\n[fuzz/{bot}/{world.store_kind} store] {world.sequences - first_sequence} sequences from "
+              f"{len(states)} states, {world.updates - first_update} updates; "
               f"{len(world.visited)} states visited, {len(world.outcomes)} hook outcomes seen")
         if os.environ.get("FUZZ_VERBOSE"):
             print(sorted(world.outcomes.items()), sorted(world.visited))
@@ -443,6 +452,20 @@ def world(tmp_path: Path) -> Any:
     made = FuzzWorld(tmp_path, FACES_DIR if FACES_DIR.is_dir() else None)
     yield made
     made.close()
+
+
+@pytest.fixture
+def mongo_world(tmp_path: Path) -> Any:
+    made = FuzzWorld(tmp_path, None, "mongo")
+    yield made
+    made.close()
+
+
+def test_fuzz_both_flows_over_the_mongo_store(mongo_world: FuzzWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fewer sequences, but every conversation goes through BSON and the versioned update."""
+    for bot in ("student", "teacher"):
+        fuzz(mongo_world, bot, list(mongo_world.engine.flows[bot].spec.states), capsys,
+             examples=max(1, EXAMPLES_PER_STATE // 2))
 
 
 def test_fuzz_student_flow(world: FuzzWorld, capsys: pytest.CaptureFixture[str]) -> None:
