@@ -191,6 +191,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return ops.export(_settings_or_exit(), args.session_id, args.format, args.output)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from integrations.outbox import outbox_command
+
+    return outbox_command(_settings_or_exit(), args.retry)
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from integrations import ops
 
@@ -242,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--output", "-o")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("outbox", help="attendance and face checks waiting out an outage; --retry delivers now")
+    p.add_argument("--retry", action="store_true")
+    p.set_defaults(func=cmd_outbox)
 
     sub.add_parser("keygen", help="print a new SECRET_KEY").set_defaults(func=cmd_keygen)
     return parser

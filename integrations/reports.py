@@ -69,11 +69,15 @@ async def build_report(services: "Services", session: Session) -> dict[str, Any]
     """Report fields of a session, read fresh from the roster backend."""
     from .models import AttendanceRecord
 
+    from . import outbox
+
     report = await services.roster.report(str(session.id))
     unsynced = await asyncio.to_thread(
         lambda: AttendanceRecord.objects(session=session.id, synced=False, status="present").count()
     )
-    return report_fields(report, session, services.settings.timezone, unsynced)
+    fields = report_fields(report, session, services.settings.timezone, unsynced)
+    fields["unchecked_count"] = await asyncio.to_thread(outbox.pending_count, outbox.VERIFICATION, str(session.id))
+    return fields
 
 
 class ReportScheduler:

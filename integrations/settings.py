@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     video_max_seconds: int = Field(60, gt=0)
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
+    outbox_interval_seconds: float = Field(15.0, gt=0)  # how often waiting attendance is retried
 
     @field_validator("timezone")
     @classmethod

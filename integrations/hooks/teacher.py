@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 REPORT_KEYS = (
     "report_subject", "report_batches", "report_date", "report_closed", "total_count",
     "present_count", "present_names", "manual_count", "absent_count", "absent_names",
-    "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count",
+    "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count", "unchecked_count",
     "report_complete", "report_filename", "_report_csv",
 )
 SESSION_KEYS = ("otp", "expires_at", "subject")
