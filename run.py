@@ -93,7 +93,15 @@ async def _simulate(args: argparse.Namespace) -> int:
         await app.stop()
 
 
+def _quiet_logging() -> None:
+    """Simulations and the demo print conversations; logs show only warnings, with request ids."""
+    from integrations.logging_setup import configure_logging
+
+    configure_logging("WARNING")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    _quiet_logging()
     return asyncio.run(_simulate(args))
 
 
@@ -105,6 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return cmd_simulate(args)
     from integrations.demo import main as demo_main
 
+    _quiet_logging()
     return demo_main()
 
 
