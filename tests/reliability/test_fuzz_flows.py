@@ -55,7 +55,7 @@ ROSTER_PHONES = ["+919000010001", "+919000010002", "+919000010101", "+9190000200
                  "919000010001", "+1 555 0100", "00000", "", "+٩١٩٠٠٠٠١٠٠٠١", "+91 90000 1000１",
                  "+" + "9" * 300]
 KNOWN_COMMANDS = ["start", "cancel", "help", "report", "logout", "status", "extend", "close", "mark"]
-EXAMPLES_PER_STATE = int(os.environ.get("FUZZ_EXAMPLES_PER_STATE", "5"))  # raise it to hunt for bugs
+EXAMPLES_PER_STATE = int(os.environ.get("FUZZ_EXAMPLES_PER_STATE", "10"))  # raise it to hunt for bugs
 MAX_STEPS = 10
 
 
