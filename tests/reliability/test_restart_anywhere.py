@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
+from engine.interpreter import TIMEOUT_EVENT
 from integrations.models import AttendanceRecord, Session
 from integrations.reports import ReportScheduler
 
@@ -453,5 +454,41 @@ async def test_opening_a_session_cut_short_by_a_crash_and_sent_again_opens_one(t
             await play(dep, [step], run)
         opened = [s.otp for s in Session.objects(status="open")]
         assert opened == [run.values["otp"]], f"open sessions: {opened}"
+    finally:
+        await dep.close()
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "mongo"])
+async def test_two_instances_starting_together_fire_each_timeout_and_the_report_once(
+    store_kind: str, tmp_path: Path,
+) -> None:
+    """A rolling deploy: two new instances start over the same store and database at once; both
+    re-arm the same overdue timeouts and the same report. Each fires once."""
+    dep = Deployment(tmp_path, store_kind)
+    run = Run()
+    await dep.boot()
+    try:
+        await open_class(dep, run)  # 10 minutes
+        await play(dep, [*student_start("kiran", "+919000010102", "Hello Kiran"),
+                         *student_start("ravi", "+919000010001", "Hello Ravi"),
+                         Step("ravi", "$otp", ("Code accepted",), state="ask_location")], run, restart=False)
+        await dep.stop()
+        await dep.warp(700)  # both students' timeouts and the session are overdue
+        assert dep.sim is not None
+        other = dep.build()
+        other.engine.add_sink(dep.sim._receive)
+        await asyncio.gather(dep.boot(), other.app.start())
+        kiran, ravi, asha = USERS["kiran"], USERS["ravi"], USERS["asha"]
+        for who, needles in ((kiran, [TIMED_OUT]), (ravi, [TIMED_OUT]), (asha, [REPORT_HEAD])):
+            assert not await dep.sim.wait_for(who, needles, 0, 15), dep.sim.texts(who)
+        await asyncio.sleep(1.5)  # let any second firing land
+        assert dep.current is not None
+        for who in (kiran, ravi):  # both instances fired the timer; one moved the conversation
+            assert {e.instance for e in dep.posted(TIMEOUT_EVENT, who.chat)} == {other.number, dep.current.number}
+            assert count_texts(dep.sim, who, TIMED_OUT) == 1
+        assert count_texts(dep.sim, asha, REPORT_HEAD) == 1
+        assert dep.total_reports_sent() + other.services.reports.sent == 1
+        assert dep.total_errors() + other.engine.stats["errors"] == 0
+        await other.app.stop()
     finally:
         await dep.close()
