@@ -304,6 +304,9 @@ class Deployment:
         if engine.timers is not None:
             engine.timers.shutdown()
         services.reports.shutdown()
+        outbox = getattr(services, "outbox", None)
+        if outbox is not None:  # its loop dies with the process (stop() only cancels it)
+            await outbox.stop()
         queue = services.verify_queue
         queue._closed = True
         tasks = list(queue._tasks)
