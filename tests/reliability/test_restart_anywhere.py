@@ -462,7 +462,7 @@ async def test_opening_a_session_cut_short_by_a_crash_and_sent_again_opens_one(t
 async def test_two_instances_starting_together_fire_each_timeout_and_the_report_once(
     store_kind: str, tmp_path: Path,
 ) -> None:
-    """A rolling deploy: two new instances start over the same store and database at once; both
+    """A rolling deploy: two new instances over the same store and database at once; both may
     re-arm the same overdue timeouts and the same report. Each fires once."""
     dep = Deployment(tmp_path, store_kind)
     run = Run()
@@ -475,20 +475,25 @@ async def test_two_instances_starting_together_fire_each_timeout_and_the_report_
         await dep.stop()
         await dep.warp(700)  # both students' timeouts and the session are overdue
         assert dep.sim is not None
-        other = dep.build()
-        other.engine.add_sink(dep.sim._receive)
-        await asyncio.gather(dep.boot(), other.app.start())
         kiran, ravi, asha = USERS["kiran"], USERS["ravi"], USERS["asha"]
+        first, second = dep.build(), dep.build()
+        for instance in (first, second):
+            instance.engine.add_sink(dep.sim._receive)
+        # both timers of Kiran's timeout fire at the same moment, one in each instance
+        conv = await first.engine.store.get(("student", kiran.chat))
+        assert conv is not None and conv.deadline is not None
+        await asyncio.gather(*(i.engine._fire_timeout(conv.key, conv.epoch) for i in (first, second)))
+        assert {e.instance for e in dep.posted(TIMEOUT_EVENT, kiran.chat)} == {first.number, second.number}
+        # then both start: both re-arm what is still overdue (Ravi's timeout, the report)
+        await asyncio.gather(first.app.start(), second.app.start())
         for who, needles in ((kiran, [TIMED_OUT]), (ravi, [TIMED_OUT]), (asha, [REPORT_HEAD])):
             assert not await dep.sim.wait_for(who, needles, 0, 15), dep.sim.texts(who)
         await asyncio.sleep(1.5)  # let any second firing land
-        assert dep.current is not None
-        for who in (kiran, ravi):  # both instances fired the timer; one moved the conversation
-            assert {e.instance for e in dep.posted(TIMEOUT_EVENT, who.chat)} == {other.number, dep.current.number}
-            assert count_texts(dep.sim, who, TIMED_OUT) == 1
+        assert count_texts(dep.sim, kiran, TIMED_OUT) == 1
+        assert count_texts(dep.sim, ravi, TIMED_OUT) == 1
         assert count_texts(dep.sim, asha, REPORT_HEAD) == 1
-        assert dep.total_reports_sent() + other.services.reports.sent == 1
-        assert dep.total_errors() + other.engine.stats["errors"] == 0
-        await other.app.stop()
+        assert first.services.reports.sent + second.services.reports.sent == 1
+        assert first.engine.stats["errors"] + second.engine.stats["errors"] == 0
+        await asyncio.gather(first.app.stop(), second.app.stop())
     finally:
         await dep.close()
