@@ -83,6 +83,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._accepting = True
+        self._input_open = True  # user input (not internal events); see close_input()
         self.timers: Optional[TimerService] = TimerService(self._fire_timeout) if use_timers else None
         self.stats: dict[str, int] = defaultdict(int)
 
@@ -100,6 +101,12 @@ class Engine:
         for conv in pending:
             self.timers.schedule(conv.key, conv.epoch, conv.deadline or self.clock())
         return len(pending)
+
+    async def close_input(self) -> None:
+        """Refuse user input but keep taking internal events (a face check's answer, a timer, a
+        report), and wait for the updates in flight: the first half of a graceful stop."""
+        self._input_open = False
+        await self._idle.wait()
 
     async def drain(self) -> None:
         """Stop taking updates and wait for the in-flight ones to finish."""
@@ -127,7 +134,7 @@ class Engine:
 
     async def submit(self, update: Update) -> list[ReplyAction]:
         """Handle one update in its chat's turn, persist, deliver; never raises."""
-        if not self._accepting:
+        if not self._accepting or (not self._input_open and update.kind != "event"):
             log.warning("update refused: engine is stopping", extra={"request_id": update.request_id})
             return []
         self._in_flight += 1
@@ -135,7 +142,13 @@ class Engine:
         token = request_id_var.set(update.request_id)
         try:
             async with self._locks.hold(update.key):
-                actions = await self._process(update)
+                try:
+                    actions = await self._process(update)
+                except Exception:  # the store failed: nothing was saved, so say so and move on
+                    self.stats["errors"] += 1
+                    log.exception("store failure", extra={"request_id": update.request_id})
+                    flow = self.flows.get(update.bot)
+                    actions = [SendText(flow.spec.texts["error"])] if flow and update.kind != "event" else []
                 if actions:
                     await self._deliver(Outgoing(update.bot, update.chat_id, tuple(actions), update.request_id))
             return actions

@@ -44,7 +44,8 @@ class App:
 
     async def drain(self) -> None:
         """Stop taking updates, finish in-flight steps and verifications (their answers too)."""
-        await self.services.drain()
+        await self.engine.close_input()  # no user input; steps in flight finish (and may queue a face check)
+        await self.services.drain()  # face checks finish; their answers are internal events, still taken
         await self.engine.drain()
 
     async def stop(self) -> None:

@@ -241,6 +241,11 @@ class Session(Document):
             cls.objects(id=session_id, report_sent_at=None).update_one(set__report_sent_at=utcnow())
         )
 
+    @classmethod
+    def release_report(cls, session_id: ObjectId) -> bool:
+        """Undo :meth:`claim_report` when the report could not be delivered, so it is sent later."""
+        return bool(cls.objects(id=session_id).update_one(unset__report_sent_at=True))
+
 
 class AttendanceRecord(Document):
     """One student's attendance in one session (unique per session and student)."""

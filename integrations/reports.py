@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPORT_EVENT = "session_report"
+RETRY_SECONDS = 60  # a report that failed (e.g. the roster API was down) is tried again after this
+
+
+class ReportNotDelivered(RuntimeError):
+    """The engine refused the report (it is stopping); the next start re-arms it."""
 
 
 def _names(rows: list[Any]) -> str:
@@ -137,16 +142,26 @@ class ReportScheduler:
             return False
         if not await asyncio.to_thread(Session.claim_report, session.id):
             return False
-        await asyncio.to_thread(Session.close, session.id)
         services = self.services
-        fields = await build_report(services, session)
-        teacher_chat = session.teacher.telegram_id
+        try:
+            await asyncio.to_thread(Session.close, session.id)
+            fields = await build_report(services, session)
+            teacher_chat = session.teacher.telegram_id
+            if teacher_chat is not None and services.engine is not None:
+                # Our events always answer; no answer means the engine refused it (stopping).
+                if not await services.engine.post_event("teacher", int(teacher_chat), REPORT_EVENT, fields):
+                    raise ReportNotDelivered(f"the engine refused the report of session {session_id}")
+        except BaseException as exc:
+            # Claimed but not delivered: give the claim back, so this process (or the next) sends it.
+            await asyncio.to_thread(Session.release_report, session.id)
+            if not isinstance(exc, (ReportNotDelivered, asyncio.CancelledError)):
+                self.schedule(session_id, utcnow(), RETRY_SECONDS)
+            raise
         if services.verify_queue is not None:
             services.verify_queue.forget_session(session_id)
         self.sent += 1
         if teacher_chat is None or services.engine is None:
             log.warning("report of session %s has nobody to go to", session_id)
             return True
-        await services.engine.post_event("teacher", int(teacher_chat), REPORT_EVENT, fields)
         log.info("report of session %s sent", session_id)
         return True

@@ -39,7 +39,7 @@ def register(registry: HookRegistry) -> HookRegistry:
                                 "not_on_roster", "already_marked", "slow_down"),
                       provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time",
                                 "wait_min"))
-    registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "expired"),
+    registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "invalid", "expired"),
                       provides=("distance_m", "radius_m", "accuracy_m"))
     registry.register("submit_video", submit_video,
                       outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked"),
@@ -152,7 +152,9 @@ async def check_location(ctx: HookContext) -> HookResult:
         return HookResult("ok", data)
     if result.reason == "too_far":
         return HookResult("too_far", data)
-    return HookResult("inaccurate", data)  # inaccurate, or a location that makes no sense
+    if result.reason == "inaccurate":
+        return HookResult("inaccurate", data)
+    return HookResult("invalid", data)  # a location that makes no sense (NaN, out of range)
 
 
 # --------------------------------------------------------------------------------------- video

@@ -10,7 +10,7 @@ from engine.hooks import HookContext, HookRegistry, HookResult
 
 from ..api.errors import RosterError
 from ..models import AttendanceRecord, Session, utcnow
-from ..presence import otp
+from ..presence import geofence, otp
 from ..reports import build_report
 from ..roster.service import check_own_contact
 from ..timefmt import clock
@@ -37,7 +37,7 @@ def register(registry: HookRegistry) -> HookRegistry:
                       provides=("default_radius", *SESSION_KEYS))
     registry.register("teacher_batches", teacher_batches, kind="options")
     registry.register("teacher_subjects", teacher_subjects, kind="options")
-    registry.register("open_session", open_session, outcomes=("ok", "no_students", "unavailable"),
+    registry.register("open_session", open_session, outcomes=("ok", "no_students", "unavailable", "bad_location"),
                       provides=("session_id", "student_count", "batch_list", *SESSION_KEYS))
     registry.register("session_status", session_status, outcomes=("ok", "closed"),
                       provides=("present_count", "absent_count", "failed_count", "locked_count", *SESSION_KEYS))
@@ -128,13 +128,22 @@ async def open_session(ctx: HookContext) -> HookResult:
     batches = list(ctx.data.get("batches") or [])
     subject = str(ctx.data.get("subject") or "")
     where = ctx.answer or {}
+    data: dict[str, Any] = {"batch_list": ", ".join(batches), "subject": subject}
+    if geofence.point(where) is None:  # NaN, infinite or out of range: no student could ever be near
+        return HookResult("bad_location", data)
     try:
+        current = await roster.teacher_open_session(ctx.update.user_id)
+        if current is not None:
+            # This step already opened it and the process died before the conversation was saved
+            # (or another chat of the teacher did): never a second session with a second code.
+            data.update(_session_fields(current, settings.timezone), batch_list=", ".join(current.batches),
+                        student_count=len(current.students))
+            return HookResult("ok", data)
         students = await roster.load_students(ctx.update.user_id, batches, subject)
     except RosterError as exc:
         if unavailable(exc):
             return HookResult("unavailable")
         raise
-    data: dict[str, Any] = {"batch_list": ", ".join(batches), "subject": subject}
     if not students:
         return HookResult("no_students", data)
     minutes = float(ctx.data.get("duration_min") or settings.session_duration_seconds / 60)

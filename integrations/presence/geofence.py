@@ -72,6 +72,13 @@ def _coords(point: PointLike) -> Optional[tuple[float, float]]:
     return lat, lon
 
 
+def point(value: PointLike) -> Optional[tuple[float, float]]:
+    """(lat, lon) if ``value`` is a usable point (finite, in range), else None; takes dicts too."""
+    if isinstance(value, dict):
+        value = (value.get("latitude"), value.get("longitude"))
+    return _coords(value)
+
+
 def default_radius() -> float:
     from integrations.settings import get_settings
 

@@ -419,3 +419,14 @@ def test_remembered_targets_agree_with_the_machine(tmp_path: Path) -> None:
                 assert remembered == expected, (path.name, state.id, event)
                 checked += 1
     assert checked > 100
+
+
+async def test_a_failing_store_is_answered_not_raised(tmp_path: Path) -> None:
+    class BrokenStore(MemoryStore):
+        async def get(self, key):  # type: ignore[no-untyped-def]
+            raise ConnectionError("database unreachable")
+
+    engine = make_engine(tmp_path, ASK_FLOW, store=BrokenStore())
+    sim = Simulator(engine)
+    assert await sim.send(sim_user(), "/start") == ["ERROR-TEXT"]
+    assert engine.stats["errors"] == 1

@@ -441,9 +441,6 @@ async def test_a_step_cut_short_by_a_crash_and_sent_again_changes_nothing(
         print(f"\n[restart-anywhere/crash inside a step] {run.steps} steps, {run.restarts} restarts tested")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open_session is not idempotent: a crash after it ran but before the step was saved, then the "
-    "teacher's retry, opens a second session with a second code (proposed patch in the issue-8 report)"))
 async def test_opening_a_session_cut_short_by_a_crash_and_sent_again_opens_one(tmp_path: Path) -> None:
     dep = Deployment(tmp_path, "memory")
     run = Run()
