@@ -56,14 +56,15 @@ def roster_import(settings: Settings, path: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------ export
-def export(settings: Settings, session_id: str, fmt: str, output: Optional[str]) -> int:
+def export(settings: Settings, session_id: str, fmt: str, output: Optional[str], *, connect: bool = True) -> int:
     """A session's attendance as CSV or JSON: a backup anyone can open."""
     from .api.errors import RosterError
     from .roster import make_roster
     from .roster.service import RosterService
 
-    in_memory_warning(settings)
-    _db(settings)
+    if connect:
+        in_memory_warning(settings)
+        _db(settings)
     backend = make_roster(settings)
     try:
         report = backend.report(session_id)
