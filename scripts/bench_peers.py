@@ -177,7 +177,6 @@ class EngineSystem(System):
         from engine.loader import load_flows
         from engine.runtime import Engine
         from engine.store import MemoryStore
-        from integrations.roster.service import check_own_contact
 
         registry = HookRegistry()
         if self.real_flow:
@@ -219,7 +218,6 @@ class EngineSystem(System):
             registry.register("peer_verify", lambda ctx: "ok" if verify_face(ctx.answer) else "mismatch")
             flows = load_flows(FLOW_PATH, registry)
             self.bot = "bench_student"
-        del check_own_contact
         self.engine = Engine(flows, registry, MemoryStore(), use_timers=self.real_flow)
         self.engine.add_sink(self._sink)
         await self.engine.start()
@@ -243,11 +241,11 @@ class EngineSystem(System):
                     for row in action.keyboard], "resize_keyboard": True, "one_time_keyboard": True}
             elif action.remove_keyboard:
                 payload["reply_markup"] = {"remove_keyboard": True}
-            body = json.dumps(payload)
+            json.dumps(payload)  # the request body
             self._ids += 1
             answer = json.dumps({"ok": True, "result": canned_message(out.chat_id, action.text, self._ids)})
             json.loads(answer)
-            self.sent += 1 + 0 * len(body)
+            self.sent += 1
 
     def _update(self, raw: dict[str, Any]) -> Any:
         """Bot API dict → engine Update (what integrations/telegram/mapping.py does for Pyrogram)."""

@@ -63,7 +63,6 @@ import random
 import re
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
