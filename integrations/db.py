@@ -51,3 +51,4 @@ def ensure_indexes() -> None:
 
     for document in models.ALL_DOCUMENTS + outbox.DOCUMENTS:
         document.ensure_indexes()
+    models.Student.backfill_phone_tails()

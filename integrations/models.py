@@ -27,7 +27,7 @@ from mongoengine import (
 )
 from pymongo import ReturnDocument
 
-from integrations.roster.phones import normalise_phone
+from integrations.roster.phones import normalise_phone, phone_tail
 
 SESSION_STATUSES = ("open", "closed")
 RECORD_STATUSES = ("present", "absent", "failed")
@@ -108,6 +108,7 @@ class Student(Document):
     student_id = StringField(required=True)
     name = StringField(default="")
     phone = StringField(default="")  # digits only
+    phone_tail = StringField(default="")  # last 10 digits: the indexed key students are found by
     batch = StringField(required=True)
     telegram_user_id = IntField()
 
@@ -117,12 +118,22 @@ class Student(Document):
             {"fields": ["student_id"], "unique": True},
             {"fields": ["telegram_user_id"], "unique": True, "sparse": True},
             "batch",
-            "phone",
+            "phone_tail",
         ],
     }
 
     def clean(self) -> None:
         self.phone = normalise_phone(self.phone)
+        self.phone_tail = phone_tail(self.phone)
+
+    @classmethod
+    def backfill_phone_tails(cls) -> int:
+        """Give students stored before `phone_tail` existed their lookup key (start-up)."""
+        count = 0
+        for student in cls.objects(phone_tail__exists=False).only("phone"):
+            cls.objects(id=student.id).update_one(set__phone_tail=phone_tail(student.phone))
+            count += 1
+        return count
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,8 +33,14 @@ class ReportNotDelivered(RuntimeError):
     """The engine refused the report (it is stopping); the next start re-arms it."""
 
 
-def _names(rows: list[Any]) -> str:
-    return ", ".join(f"{r.name or r.student_id} ({r.student_id})" for r in rows) or "-"
+NAMES_SHOWN = 25  # per list in the message; the CSV has everyone
+
+
+def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
+    """Names for the report message, capped so a large class still fits in one message."""
+    shown = ", ".join(f"{r.name or r.student_id} ({r.student_id})" for r in rows[:limit])
+    more = len(rows) - limit
+    return (f"{shown} +{more}" if more > 0 else shown) or "-"
 
 
 def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Iterable, Optional, TextIO, Union
 
 from integrations.crypto import hash_password, is_password_hash, verify_password
 from integrations.models import Assignment, Batch, Student, Subject, Teacher, utcnow
-from integrations.roster.phones import normalise_phone
+from integrations.roster.phones import normalise_phone, phone_tail
 
 COLUMNS = ("role", "id", "name", "phone", "email", "password", "batch", "subject")
 REQUIRED_COLUMNS = ("role", "id", "name", "batch")
@@ -239,7 +239,7 @@ def _write(teachers: Iterable[_Teacher], students: Iterable[_Student]) -> Import
     for s in students:
         res = Student.objects(student_id=s.student_id).update_one(
             upsert=True, full_result=True,
-            set__name=s.name, set__phone=s.phone, set__batch=s.batch,
+            set__name=s.name, set__phone=s.phone, set__phone_tail=phone_tail(s.phone), set__batch=s.batch,
         )
         created = res.upserted_id is not None
         result.students_created += created

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 from integrations.api.adapter import AttendanceSubmission
 from integrations.api.client import AttendanceApiClient
@@ -193,17 +193,27 @@ class HttpRoster(RosterBackend):
             method=record.method,
             time=record.time,
         )
-        with self._lock(str(session.id)):
-            posted = Session.objects(id=session.id).only("external_posted").first().external_posted
-            try:
-                self.client.submit_attendance(key, submission, first=not posted)
-            except ApiError as exc:
-                if not (posted and exc.status == 404):  # another process's POST never landed
-                    raise
-                self.client.submit_attendance(key, submission, first=True)
-            if not posted:
-                Session.objects(id=session.id).update_one(set__external_posted=True)
+        if not self._posted(session.id):
+            # Only a session's first submission is serialised (it must be the POST); the PUTs
+            # after it run in parallel, so a class is not limited to one API call at a time.
+            with self._lock(str(session.id)):
+                if not self._posted(session.id):
+                    self.client.submit_attendance(key, submission, first=True)
+                    Session.objects(id=session.id).update_one(set__external_posted=True)
+                    AttendanceRecord.mark_synced(record.id, record.rev)
+                    return
+        try:
+            self.client.submit_attendance(key, submission, first=False)
+        except ApiError as exc:
+            if exc.status != 404:  # 404: another process's POST never landed
+                raise
+            self.client.submit_attendance(key, submission, first=True)
         AttendanceRecord.mark_synced(record.id, record.rev)
+
+    @staticmethod
+    def _posted(session_id: Any) -> bool:
+        current = Session.objects(id=session_id).only("external_posted").first()
+        return bool(current and current.external_posted)
 
     def sync_pending(self, session_id: str) -> int:
         """Send every unsynced record of the session; returns how many were sent."""

@@ -20,3 +20,9 @@ def phones_match(a: str, b: str) -> bool:
     if a == b:
         return True
     return min(len(a), len(b)) >= NATIONAL_DIGITS and a[-NATIONAL_DIGITS:] == b[-NATIONAL_DIGITS:]
+
+
+def phone_tail(digits: str) -> str:
+    """The indexed lookup key of a phone: its last 10 digits ("" when it has fewer)."""
+    digits = normalise_phone(digits)
+    return digits[-NATIONAL_DIGITS:] if len(digits) >= NATIONAL_DIGITS else ""

@@ -102,7 +102,7 @@ def identify_student(phone: str, telegram_user_id: Optional[int] = None) -> Opti
     if len(digits) < NATIONAL_DIGITS:
         return None
     tail = digits[-NATIONAL_DIGITS:]
-    found = [s for s in Student.objects(phone__endswith=tail) if phones_match(s.phone, digits)]
+    found = [s for s in Student.objects(phone_tail=tail) if phones_match(s.phone, digits)]
     if len(found) == 1:
         student = found[0]
         if telegram_user_id is not None and student.telegram_user_id != telegram_user_id:
