@@ -630,7 +630,7 @@ class OutboxWorker:
         if not (face.matched or face.reason in STUDENT_FAULTS):  # no reference photo, unusable frame
             finish(entry, self.worker_id, face.reason, self._notice(entry, EVENT_NOT_VERIFIED_LATER, None))
             return
-        session = records.get_session(entry.session_id)
+        session = records.get_session(entry.session_id, entry.student_id)
         records.require_snapshot_student(session, entry.student_id)
         status = "present" if face.matched else "failed"
         if not face.matched:

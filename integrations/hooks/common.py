@@ -10,6 +10,7 @@ from engine.hooks import HookContext
 
 from ..api.errors import RosterError
 from ..models import Session
+from ..roster import records
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,15 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
 
 
 async def session_of(ctx: HookContext) -> Optional[Session]:
+    """The conversation's session, with only the student's own roster entry when known."""
     session_id = ctx.data.get("session_id")
     if not session_id:
         return None
-    return await blocking(lambda: Session.objects(id=session_id).first())
+    student_id = ctx.data.get("student_id")
+    query = Session.objects(id=session_id)
+    if student_id:
+        query = records.for_student(query, str(student_id))
+    return await blocking(query.first)
 
 
 def unavailable(exc: RosterError) -> bool:

@@ -20,6 +20,7 @@ from ..presence import geofence, otp
 from ..presence.attempts import SlidingWindow
 from ..presence.verify_queue import VerifyJob, VerifyOutcome
 from ..presence.video import validate_video_note
+from ..roster import records
 from ..roster.service import check_own_contact
 from ..services import Services
 from ..timefmt import as_utc, clock
@@ -67,7 +68,8 @@ async def identify_student(ctx: HookContext) -> HookResult:
 
 # ---------------------------------------------------------------------------------------- code
 def _open_sessions_of(student_id: str) -> list[Session]:
-    return list(Session.objects(status="open", expires_at__gt=utcnow(), students__student_id=student_id))
+    query = Session.objects(status="open", expires_at__gt=utcnow(), students__student_id=student_id)
+    return list(records.for_student(query, student_id))
 
 
 async def check_code(ctx: HookContext) -> HookResult:
@@ -81,7 +83,7 @@ async def check_code(ctx: HookContext) -> HookResult:
     guesses = _guess_limiter(services)
     if guesses.blocked(ctx.update.user_id):
         return HookResult("slow_down", {"wait_min": max(1, math.ceil(guesses.retry_after(ctx.update.user_id) / 60))})
-    session = await services.roster.session_by_otp(code)
+    session = await services.roster.session_by_otp(code, student_id)
     on_roster = session is not None and session.student(student_id) is not None
     if session is not None and on_roster and otp.codes_equal(code, session.otp):
         data: dict[str, Any] = {"session_id": str(session.id), "subject": session.subject,

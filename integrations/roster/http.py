@@ -166,7 +166,7 @@ class HttpRoster(RosterBackend):
         distance_m: Optional[float] = None,
     ) -> SubmitResult:
         """Record locally (idempotent), then send to the API; raises ApiError if sending failed."""
-        session = records.get_session(session_id)
+        session = records.get_session(session_id, student_id)
         records.require_snapshot_student(session, student_id)
         record, changed = AttendanceRecord.mark(
             session.id, student_id, status, method, similarity=similarity, distance_m=distance_m

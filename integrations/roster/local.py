@@ -69,7 +69,7 @@ class LocalRoster(RosterBackend):
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
     ) -> SubmitResult:
-        session = records.get_session(session_id)
+        session = records.get_session(session_id, student_id)
         records.require_snapshot_student(session, student_id)
         record, changed = AttendanceRecord.mark(
             session.id, student_id, status, method, similarity=similarity, distance_m=distance_m

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -17,12 +17,31 @@ from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phones_
 log = logging.getLogger(__name__)
 
 
-def get_session(session_id: str) -> Session:
+# Everything of a session but its roster snapshot, which a class of 1,000 makes large.
+_SESSION_FIELDS = tuple(name for name in Session._fields if name not in ("id", "students"))
+
+
+def for_student(query: Any, student_id: str) -> Any:
+    """Load sessions with only this student's roster entry ($elemMatch projection).
+
+    A student's steps read their session several times; reading the whole snapshot each time
+    made a class cost O(N²). Such a document is partial: never `.save()` it (writes here are
+    atomic updates anyway).
+    """
+    return query.only(*_SESSION_FIELDS).fields(elemMatch__students={"student_id": str(student_id)})
+
+
+def session_oid(session_id: Any) -> ObjectId:
     try:
-        oid = ObjectId(str(session_id))
+        return ObjectId(str(session_id))
     except (InvalidId, TypeError):
         raise RosterError(UNKNOWN_SESSION, "not a session id") from None
-    session = Session.objects(id=oid).first()
+
+
+def get_session(session_id: str, student_id: Optional[str] = None) -> Session:
+    """The session; with ``student_id``, only that student's roster entry is loaded."""
+    query = Session.objects(id=session_oid(session_id))
+    session = (for_student(query, student_id) if student_id is not None else query).first()
     if session is None:
         raise RosterError(UNKNOWN_SESSION, f"no session {session_id}")
     return session
@@ -57,9 +76,11 @@ def find_open_session(otp: str, now: Optional[dt.datetime] = None) -> Optional[S
     return Session.objects(otp=otp, status="open", expires_at__gt=now or utcnow()).first()
 
 
-def session_by_otp(otp: str) -> Optional[Session]:
-    """The newest session with this OTP, open or not (to tell "wrong" from "expired")."""
-    return Session.objects(otp=otp).order_by("-opened_at").first()
+def session_by_otp(otp: str, student_id: Optional[str] = None) -> Optional[Session]:
+    """The newest session with this OTP, open or not (to tell "wrong" from "expired");
+    with ``student_id``, only that student's roster entry is loaded."""
+    query = Session.objects(otp=otp).order_by("-opened_at")
+    return (for_student(query, student_id) if student_id is not None else query).first()
 
 
 def teacher_open_session(telegram_id: int, now: Optional[dt.datetime] = None) -> Optional[Session]:

@@ -140,9 +140,10 @@ class RosterService:
         session = await self._run(records.get_session, session_id)
         return await self._run(Session.extend, session.id, seconds)
 
-    async def session_by_otp(self, otp: str) -> Optional[Session]:
-        """Newest session with this OTP, open or not (tells a wrong code from an expired one)."""
-        return await self._run(records.session_by_otp, otp)
+    async def session_by_otp(self, otp: str, student_id: Optional[str] = None) -> Optional[Session]:
+        """Newest session with this OTP, open or not (tells a wrong code from an expired one);
+        with ``student_id`` only that student's roster entry is loaded."""
+        return await self._run(records.session_by_otp, otp, student_id)
 
     async def teacher_open_session(self, telegram_id: int) -> Optional[Session]:
         return await self._run(records.teacher_open_session, telegram_id)
@@ -163,8 +164,7 @@ class RosterService:
 
     async def attendance_of(self, session_id: str, student_id: str) -> Optional[AttendanceRecord]:
         """The student's record in the session (e.g. to say "already marked at ...")."""
-        session = await self._run(records.get_session, session_id)
-        return await self._run(records.record_for, session.id, student_id)
+        return await self._run(records.record_for, records.session_oid(session_id), student_id)
 
     # -- attendance
 

@@ -38,3 +38,20 @@ async def test_a_student_in_two_sessions_the_same_day() -> None:
     assert records.count() == 2 and len({r.session.id for r in records}) == 2
     await asyncio.sleep(0)
     await app.stop()
+
+
+async def test_a_students_steps_read_only_their_own_roster_entry() -> None:
+    """Reading the whole class snapshot on every student step made a class cost O(N²)."""
+    from integrations.roster import records
+
+    app, sim = make_app()
+    await app.start()
+    code = await open_session(sim)
+    session = Session.objects.first()
+    assert len(session.students) == 4
+    mine = records.get_session(str(session.id), "22PFS002")
+    assert [s.student_id for s in mine.students] == ["22PFS002"]
+    assert mine.otp == code and mine.subject == "Python" and mine.teacher.email == "asha.rao@example.edu"
+    assert [s.student_id for s in records.session_by_otp(code, "22PFS003").students] == ["22PFS003"]
+    assert records.get_session(str(session.id), "nobody").students == []
+    await app.stop()
