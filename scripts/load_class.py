@@ -220,27 +220,6 @@ def instrument_hooks(registry: Any) -> dict[str, list[float]]:
     return times
 
 
-def fix_submit_lock() -> None:
-    """``--fix-submit-lock``: the change proposed for integrations/roster/http.py, applied at run
-    time. HttpRoster._send holds a per-session lock around every API call, so one session's
-    submissions go one at a time; only the session's first POST needs it. Once the session is
-    posted, the lock becomes a no-op and PUTs run concurrently."""
-    import contextlib
-
-    from integrations.models import Session
-    from integrations.roster.http import HttpRoster
-
-    original = HttpRoster._lock
-
-    def _lock(self: Any, session_id: str) -> Any:
-        doc = Session.objects(id=session_id).only("external_posted").first()
-        if doc is not None and doc.external_posted:
-            return contextlib.nullcontext()
-        return original(self, session_id)
-
-    HttpRoster._lock = _lock  # type: ignore[method-assign]
-
-
 # ------------------------------------------------------------------------------ roster
 @dataclass(frozen=True)
 class StudentRow:
@@ -387,7 +366,6 @@ class Config:
     profile: Optional[str] = None
     profile_lines: int = 30
     quiet: bool = False
-    fix_submit_lock: bool = False
 
 
 async def run(cfg: Config) -> dict[str, Any]:
@@ -429,8 +407,6 @@ async def run(cfg: Config) -> dict[str, Any]:
     imported = import_roster(csv_path)
     external_calls = instrument_roster(app.services.roster)
     hook_times = instrument_hooks(app.engine.hooks)
-    if cfg.fix_submit_lock:
-        fix_submit_lock()
     video_mod.warm_up()
     note = VideoNote(note_bytes, video_duration(note_bytes), 384, len(note_bytes), "load-note")
 
@@ -647,8 +623,7 @@ async def run(cfg: Config) -> dict[str, Any]:
         "config": {k: v for k, v in vars(cfg).items() if k not in ("profile", "profile_lines", "quiet")},
         "external_api": ("ROSTER_BACKEND=http against FakeAttendanceApi on loopback"
                          if api is not None else "SlowLocalRoster (LocalRoster + time.sleep)")
-                        + f", {cfg.api_latency} s per call"
-                        + (" (+ --fix-submit-lock: HttpRoster PUTs not serialised)" if cfg.fix_submit_lock else ""),
+                        + f", {cfg.api_latency} s per call",
         "face_service": f"SimulatedRekognitionVerifier (time.sleep {cfg.face_latency} s, match); "
                         f"real frame extraction of {NOTE_FILE}",
         "import": str(imported),
@@ -797,8 +772,6 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, argparse.Names
                    help="conversation store: in-memory, or MongoConversationStore on mongomock")
     p.add_argument("--roster", choices=("http", "slow-local"), default="http",
                    help="http: ROSTER_BACKEND=http + fake API on loopback (default); slow-local: LocalRoster + sleeps")
-    p.add_argument("--fix-submit-lock", action="store_true",
-                   help="apply the proposed HttpRoster fix at run time (PUTs of one session not serialised)")
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--verdict-timeout", type=float, default=900.0)
@@ -811,8 +784,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, argparse.Names
     cfg = Config(students=a.students, window=a.window * s, think=a.think * s, api_latency=a.api_latency * s,
                  face_latency=a.face_latency * s, workers=a.workers, store=a.store, roster=a.roster,
                  batches=max(1, min(a.batches, a.students)), seed=a.seed, verdict_timeout=a.verdict_timeout,
-                 profile=a.profile, profile_lines=a.profile_lines, quiet=a.quiet,
-                 fix_submit_lock=a.fix_submit_lock)
+                 profile=a.profile, profile_lines=a.profile_lines, quiet=a.quiet)
     return cfg, a
 
 
