@@ -31,9 +31,6 @@ class _ChatLocks:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._users: dict[Key, int] = defaultdict(int)
 
-    async def __aenter__(self) -> None:  # pragma: no cover - use hold()
-        raise NotImplementedError
-
     def hold(self, key: Key) -> "_Held":
         return _Held(self, key)
 

@@ -23,7 +23,6 @@ from .types import (
     Contact,
     DeleteMessage,
     EditText,
-    Event,
     InlineButton,
     Location,
     Outgoing,

@@ -4,7 +4,6 @@ Each returns an exit status and prints plain text (never secrets).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -194,6 +193,3 @@ def health(settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
 
-
-def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)

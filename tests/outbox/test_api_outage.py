@@ -17,7 +17,7 @@ from tests.outbox.conftest import open_session, writes_between
 
 async def test_api_down_student_is_told_recorded_and_report_shows_unsynced(harness, video):
     harness.switch.down = True
-    texts = await harness.check_in("B1-S1", video, ["✅ Marked present for Python at", "will be synced"])
+    await harness.check_in("B1-S1", video, ["✅ Marked present for Python at", "will be synced"])
     assert await harness.sim.state_of(harness.user("B1-S1")) == "synced_later"
 
     entry = OutboxEntry.objects.get()

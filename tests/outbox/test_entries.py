@@ -11,7 +11,7 @@ from bson import ObjectId
 from integrations import outbox
 from integrations.db import ensure_indexes
 from integrations.models import AttendanceRecord
-from integrations.outbox import ATTENDANCE, DELIVERED, PENDING, VERIFICATION, OutboxEntry, OutboxWorker
+from integrations.outbox import ATTENDANCE, DELIVERED, PENDING, OutboxEntry, OutboxWorker
 from integrations.roster.http import HttpRoster
 from integrations.roster.service import RosterService
 from tests.integrations.conftest import PASSWORD, make_client

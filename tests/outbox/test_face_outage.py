@@ -130,7 +130,7 @@ async def test_message_reaches_a_student_busy_in_another_conversation(harness, v
     await harness.check_in("B1-S1", video, [QUEUED_TEXT])
     user = harness.user("B1-S1")
     await harness.sim.send(user, "/start")
-    await harness.sim.send(user, f"/contact +919000001100")
+    await harness.sim.send(user, "/contact +919000001100")
     assert await harness.sim.state_of(user) == "ask_code"
     since = len(harness.texts("B1-S1"))
     await harness.outbox.run_once()

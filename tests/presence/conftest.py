@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FACES_DIR as SHARED_FACES, require_faces as _require_faces
+from tests.conftest import require_faces as _require_faces
 
 
 @pytest.fixture(scope="session")
