@@ -21,7 +21,7 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
 }
 # Media that must come from the sender themselves unless the state says otherwise.
 FORWARD_SENSITIVE = ("contact", "location", "video_note")
-BUILTIN_KEYS = ("first_name", "user_id", "chat_id", "command_args", "answer")
+BUILTIN_KEYS = ("first_name", "user_id", "chat_id", "command_args")
 REQUIRED_COMMANDS = ("start", "cancel", "help")
 
 
