@@ -166,11 +166,7 @@ class HttpRoster(RosterBackend):
         distance_m: Optional[float] = None,
     ) -> SubmitResult:
         """Record locally (idempotent), then send to the API; raises ApiError if sending failed."""
-        session = records.get_session(session_id, student_id)
-        records.require_snapshot_student(session, student_id)
-        record, changed = AttendanceRecord.mark(
-            session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
-        )
+        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m)
         if not record.synced:
             self._send(session, record)
         return SubmitResult(student_id, record.status, record.method, changed, True)

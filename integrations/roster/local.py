@@ -69,11 +69,7 @@ class LocalRoster(RosterBackend):
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
     ) -> SubmitResult:
-        session = records.get_session(session_id, student_id)
-        records.require_snapshot_student(session, student_id)
-        record, changed = AttendanceRecord.mark(
-            session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
-        )
+        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m)
         if not record.synced:  # nothing to sync to: the database is the system of record
             AttendanceRecord.mark_synced(record.id, record.rev)
         return SubmitResult(student_id, record.status, record.method, changed, True)

@@ -142,6 +142,20 @@ def identify_student(phone: str, telegram_user_id: Optional[int] = None) -> Opti
     return None
 
 
+def mark_local(
+    session_id: str, student_id: str, status: str, method: str,
+    similarity: Optional[float] = None, distance_m: Optional[float] = None,
+) -> tuple[Session, AttendanceRecord, bool]:
+    """The local, idempotent half of every backend's `submit`: the student must be on the
+    session's roster; returns (session, record, changed)."""
+    session = get_session(session_id, student_id)
+    require_snapshot_student(session, student_id)
+    record, changed = AttendanceRecord.mark(
+        session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
+    )
+    return session, record, changed
+
+
 def record_for(session_id: ObjectId, student_id: str) -> Optional[AttendanceRecord]:
     return AttendanceRecord.objects(session=session_id, student_id=student_id).first()
 
