@@ -203,6 +203,7 @@ class Session(Document):
         doc = coll.find_one_and_update(
             {"_id": session_id},
             {"$inc": {f"failed_otp.{escape_key(student_id)}": 1}},
+            projection={f"failed_otp.{escape_key(student_id)}": True, "locked_out": True},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
@@ -219,6 +220,7 @@ class Session(Document):
         doc = cls._get_collection().find_one_and_update(
             {"_id": session_id},
             {"$inc": {f"face_failures.{escape_key(student_id)}": 1}},
+            projection={f"face_failures.{escape_key(student_id)}": True},  # not the class roster
             return_document=ReturnDocument.AFTER,
         )
         return int(doc["face_failures"][escape_key(student_id)]) if doc else 0

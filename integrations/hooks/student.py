@@ -11,6 +11,8 @@ import logging
 import math
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from engine.hooks import HookContext, HookRegistry, HookResult
 from engine.types import VideoNote
 
@@ -127,9 +129,12 @@ def _count_wrong_code(session_id: Any, student_id: str, max_attempts: int, sessi
     guessing), every further miss locks that student out at once, so guessing across accounts
     buys at most `session_cap` + one try per student.
     """
-    total = Session.objects(id=session_id).modify(inc__failed_otp_total=1, new=True)
+    total = Session._get_collection().find_one_and_update(
+        {"_id": session_id}, {"$inc": {"failed_otp_total": 1}},
+        projection={"failed_otp_total": True}, return_document=ReturnDocument.AFTER,
+    )
     count, locked = Session.record_failed_otp(session_id, student_id, max_attempts)
-    if not locked and total is not None and total.failed_otp_total > session_cap:
+    if not locked and total is not None and total["failed_otp_total"] > session_cap:
         Session.objects(id=session_id).update_one(add_to_set__locked_out=student_id)
         return count, True
     return count, locked
