@@ -147,6 +147,7 @@ class StudentSnapshot(EmbeddedDocument):
     name = StringField(default="")
     batch = StringField(default="")
     phone = StringField(default="")
+    phone_tail = StringField(default="")  # indexed: finds a student among open sessions' rosters
 
 
 class Session(Document):
@@ -176,6 +177,7 @@ class Session(Document):
             # Two open sessions must never share an OTP.
             {"fields": ["otp"], "unique": True, "partialFilterExpression": {"status": "open"}},
             ("status", "expires_at"),
+            "students.phone_tail",
             "teacher",
         ],
     }

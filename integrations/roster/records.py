@@ -12,7 +12,7 @@ from mongoengine import NotUniqueError
 from integrations.api.errors import OTP_IN_USE, UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
 from integrations.models import AttendanceRecord, Session, Student, StudentSnapshot, Teacher, utcnow
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
-from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phones_match
+from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phone_tail, phones_match
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def create_session(
     session = Session(
         otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
-        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
+        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone,
+                                  phone_tail=phone_tail(s.phone)) for s in students],
     )
     try:
         return session.save()
@@ -135,7 +136,10 @@ def identify_student(phone: str, telegram_user_id: Optional[int] = None) -> Opti
     if len(found) > 1:
         log.warning("phone ending %s is on %d students; not identifying", tail[-4:], len(found))
         return None
-    for session in Session.objects(status="open", expires_at__gt=utcnow()).order_by("-opened_at"):
+    # The http backend keeps no students: an open session's roster snapshot is the roster. Only
+    # the matching entry is loaded (indexed tail + $elemMatch), not every class's whole list.
+    query = Session.objects(status="open", expires_at__gt=utcnow(), students__phone_tail=tail)
+    for session in query.only("id").fields(elemMatch__students={"phone_tail": tail}).order_by("-opened_at"):
         for snap in session.students:
             if snap.phone and phones_match(snap.phone, digits):
                 return StudentInfo(snap.student_id, snap.name, snap.batch, snap.phone)
