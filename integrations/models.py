@@ -149,6 +149,10 @@ class StudentSnapshot(EmbeddedDocument):
     phone = StringField(default="")
     phone_tail = StringField(default="")  # indexed: finds a student among open sessions' rosters
 
+    def clean(self) -> None:
+        self.phone = normalise_phone(self.phone)
+        self.phone_tail = phone_tail(self.phone)
+
 
 class Session(Document):
     """One attendance session opened by a teacher with an OTP."""

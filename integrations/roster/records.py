@@ -12,7 +12,7 @@ from mongoengine import NotUniqueError
 from integrations.api.errors import OTP_IN_USE, UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
 from integrations.models import AttendanceRecord, Session, Student, StudentSnapshot, Teacher, utcnow
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
-from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phone_tail, phones_match
+from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phones_match
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ def create_session(
     session = Session(
         otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
-        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone,
-                                  phone_tail=phone_tail(s.phone)) for s in students],
+        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
     )
     try:
         return session.save()
