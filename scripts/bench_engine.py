@@ -119,8 +119,8 @@ def memory_bench() -> Bench:
 
 
 def mongo_bench(uri: str = "mongomock://localhost/bench") -> Bench:
-    from integrations.db import connect_db, disconnect_db
-    from integrations.mongo_conversations import ConversationDoc, MongoConversationStore
+    from integrations.storage.connection import connect_db, disconnect_db
+    from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 
     def make() -> ConversationStore:
         connect_db(uri)  # mongomock: a fresh in-memory database on each call
@@ -288,7 +288,7 @@ async def idle_rss(bench: Bench, args: argparse.Namespace, flows: dict[str, Comp
     if bench.name != "memory":
         import bson
 
-        from integrations.mongo_conversations import ConversationDoc
+        from integrations.storage.conversations import ConversationDoc
 
         raw = ConversationDoc._get_collection().find_one({"_id": f"{BOT}:{n}"})
         out["bson_bytes"] = len(bson.encode(raw))

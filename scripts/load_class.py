@@ -22,7 +22,7 @@ What runs, all in this process:
   go to the API (login, assignments, students, submit, report);
 * Rekognition: :class:`SimulatedRekognitionVerifier` sleeps ``--face-latency`` (1.0 s) and
   matches. Frame extraction stays real (OpenCV + dlib's detector) on
-  ``note_obama_2.mp4`` from ``integrations.simulation.faces_source()``.
+  ``note_obama_2.mp4`` from ``integrations.app.simulation.faces_source()``.
 
 The teacher logs in and opens a session through the teacher flow with the same inputs as
 flows/scripts/attendance_paths.yaml. Students then arrive spread uniformly at random over
@@ -369,7 +369,7 @@ class Config:
 
 
 async def run(cfg: Config) -> dict[str, Any]:
-    from integrations.simulation import faces_source
+    from integrations.app.simulation import faces_source
 
     source = faces_source()
     note_bytes = (source / NOTE_FILE).read_bytes()
@@ -392,7 +392,7 @@ async def run(cfg: Config) -> dict[str, Any]:
 
     from engine.simulator import Simulator, SimUser, video_duration
     from integrations.app import build_app
-    from integrations.models import AttendanceRecord, Session
+    from integrations.storage.documents import AttendanceRecord, Session
     from integrations.presence import video as video_mod
     from integrations.roster.csv_import import import_roster
     from integrations.roster.service import RosterService
@@ -402,8 +402,9 @@ async def run(cfg: Config) -> dict[str, Any]:
     settings = get_settings()
     verifier = SimulatedRekognitionVerifier(cfg.face_latency)
     roster = RosterService(SlowLocalRoster(cfg.api_latency)) if cfg.roster == "slow-local" else None
-    app = build_app([str(ROOT / "flows" / "teacher.yaml"), str(ROOT / "flows" / "student.yaml")], settings,
+    app = build_app(settings, flows=[str(ROOT / "flows" / "teacher.yaml"), str(ROOT / "flows" / "student.yaml")],
                     verifier=verifier, roster=roster)
+    app.open_storage()
     imported = import_roster(csv_path)
     external_calls = instrument_roster(app.services.roster)
     hook_times = instrument_hooks(app.engine.hooks)
@@ -415,7 +416,7 @@ async def run(cfg: Config) -> dict[str, Any]:
     app.add_sink(sink)
     sim = Simulator(app.engine)
     engine = app.engine
-    queue = app.services.verify_queue
+    queue = app.verify_queue
     await app.start()
 
     # ---------------------------------------------------------------- teacher opens the session

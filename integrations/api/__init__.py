@@ -1,4 +1,4 @@
 """Client for the external attendance API (see docs/external-api.md)."""
-from integrations.api.errors import ApiError, RosterError
+from integrations.foundation.errors import ApiError, RosterError
 
 __all__ = ["ApiError", "RosterError"]

@@ -11,9 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from integrations.api.errors import BAD_RESPONSE, ApiError
+from integrations.foundation.errors import BAD_RESPONSE, ApiError
+from integrations.foundation.phones import normalise_phone
 from integrations.roster.base import Assignment, StudentInfo
-from integrations.roster.phones import normalise_phone
 
 STATUSES = ("present", "absent", "failed")
 

@@ -23,8 +23,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from integrations.api.adapter import ApiAdapter, AttendanceSubmission, LoginResult, RemoteMark
-from integrations.api.errors import (
+from integrations.api.adapter import (
+    ApiAdapter,
+    AttendanceSubmission,
+    LoginResult,
+    RemoteMark,
+)
+from integrations.api.tokens import Credentials, MemoryTokenStore, Tokens, TokenStore
+from integrations.foundation.errors import (
     API_UNAVAILABLE,
     BAD_CREDENTIALS,
     BAD_RESPONSE,
@@ -34,7 +40,6 @@ from integrations.api.errors import (
     SESSION_EXPIRED,
     ApiError,
 )
-from integrations.api.tokens import Credentials, MemoryTokenStore, Tokens, TokenStore
 from integrations.roster.base import Assignment, StudentInfo
 
 log = logging.getLogger(__name__)

@@ -1,24 +1,16 @@
 """Small helpers shared by the teacher and student hooks."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from types import SimpleNamespace
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 from engine.hooks import HookContext
-
-from ..api.errors import RosterError
-from ..models import Session
-from ..roster import records
-from ..services import Services
+from integrations.attendance.services import Services
+from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
+from integrations.storage.documents import Session
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# RosterError keys that mean "the service is not answering" rather than "you did it wrong".
-UNAVAILABLE_KEYS = frozenset({"api_unavailable", "bad_response", "session_conflict", "session_expired",
-                              "not_logged_in", "rejected"})
 
 
 def services_of(ctx: HookContext) -> Services:
@@ -34,21 +26,13 @@ def as_contact(value: Any) -> SimpleNamespace:
     return SimpleNamespace(phone=value.get("phone", ""), user_id=value.get("user_id"))
 
 
-async def blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking (database) call off the event loop."""
-    return await asyncio.to_thread(fn, *args)
-
-
 async def session_of(ctx: HookContext) -> Optional[Session]:
     """The conversation's session, with only the student's own roster entry when known."""
     session_id = ctx.data.get("session_id")
     if not session_id:
         return None
     student_id = ctx.data.get("student_id")
-    query = Session.objects(id=session_id)
-    if student_id:
-        query = records.for_student(query, str(student_id))
-    return await blocking(query.first)
+    return await services_of(ctx).roster.find_session(str(session_id), str(student_id) if student_id else None)
 
 
 def unavailable(exc: RosterError) -> bool:

@@ -7,23 +7,17 @@ import re
 from typing import Any
 
 from engine.hooks import HookContext, HookRegistry, HookResult
-
-from ..api.errors import RosterError
-from ..models import AttendanceRecord, Session, utcnow
-from ..presence import geofence, otp
-from ..reports import build_report
-from ..roster.service import check_own_contact
-from ..timefmt import clock
-from .common import as_contact, blocking, services_of, unavailable
+from integrations.attendance.reports import build_report
+from integrations.foundation import names
+from integrations.foundation.errors import OTP_IN_USE, RosterError
+from integrations.foundation.timefmt import clock
+from integrations.hooks.common import as_contact, services_of, unavailable
+from integrations.presence import geofence, otp
+from integrations.roster.service import check_own_contact
+from integrations.storage.documents import Session, utcnow
 
 log = logging.getLogger(__name__)
 
-REPORT_KEYS = (
-    "report_subject", "report_batches", "report_date", "report_closed", "total_count",
-    "present_count", "present_names", "manual_count", "absent_count", "absent_names",
-    "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count", "unchecked_count",
-    "report_complete", "report_filename", "_report_csv",
-)
 SESSION_KEYS = ("otp", "expires_at", "subject")
 
 
@@ -46,7 +40,8 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("close_session", close_session, outcomes=("ok", "closed"), provides=("buffer_s",))
     registry.register("manual_mark", manual_mark, outcomes=("ok", "already", "invalid", "unknown", "closed"),
                       provides=("marked_id", "marked_name"))
-    registry.register("last_report", last_report, outcomes=("ok", "none", "not_logged_in"), provides=REPORT_KEYS)
+    registry.register("last_report", last_report, outcomes=("ok", "none", "not_logged_in"),
+                      provides=names.REPORT_KEYS)
     registry.register("teacher_logout", teacher_logout)
     return registry
 
@@ -158,12 +153,11 @@ async def open_session(ctx: HookContext) -> HookResult:
             )
             break
         except RosterError as exc:
-            if exc.message_key != "otp_in_use":
+            if exc.message_key != OTP_IN_USE:
                 raise
     else:
         raise RuntimeError("no free one-time code after 10 draws")
-    if services.reports is not None:
-        services.reports.schedule(str(session.id), session.expires_at)
+    services.reports.schedule(str(session.id), session.expires_at)
     log.info("session %s opened: %d students, %s min", session.id, len(students), minutes)
     data.update(_session_fields(session, settings.timezone), student_count=len(students))
     return HookResult("ok", data)
@@ -197,8 +191,7 @@ async def extend_session(ctx: HookContext) -> HookResult:
     new_expiry = await services.roster.extend_session(str(session.id), int(args) * 60)
     if new_expiry is None:
         return HookResult("closed")
-    if services.reports is not None:
-        services.reports.schedule(str(session.id), new_expiry)
+    services.reports.schedule(str(session.id), new_expiry)
     return HookResult("ok", {"extended_min": int(args),
                              "expires_at": clock(new_expiry, services.settings.timezone, seconds=True)})
 
@@ -209,12 +202,9 @@ async def close_session(ctx: HookContext) -> HookResult:
     session = await _open_session(ctx)
     if session is None:
         return HookResult("closed")
-    now = utcnow()
-    await blocking(lambda: Session.objects(id=session.id, status="open").update_one(
-        set__expires_at=now, set__status="closed"))
+    closed_at = await services.roster.close_session_now(str(session.id))
     buffer_s = services.settings.report_buffer_seconds
-    if services.reports is not None:
-        services.reports.schedule(str(session.id), now, buffer_s)
+    services.reports.schedule(str(session.id), closed_at or utcnow(), buffer_s)
     return HookResult("ok", {"buffer_s": buffer_s})
 
 
@@ -231,9 +221,8 @@ async def manual_mark(ctx: HookContext) -> HookResult:
     data = {"marked_id": student_id, "marked_name": entry.name if entry else ""}
     if entry is None:
         return HookResult("unknown", data)
-    result = await services.roster.submit_attendance(str(session.id), student_id, "present", "manual")
-    await blocking(lambda: AttendanceRecord.objects(session=session.id, student_id=student_id).update_one(
-        set__note=f"manual by teacher: {reason.strip()[:200]}"))
+    result = await services.roster.submit_attendance(str(session.id), student_id, names.PRESENT, names.BY_HAND)
+    await services.roster.set_note(str(session.id), student_id, f"manual by teacher: {reason.strip()[:200]}")
     log.info("manual mark of %s in session %s", student_id, session.id)
     return HookResult("ok" if result.changed else "already", data)
 
@@ -245,5 +234,5 @@ async def last_report(ctx: HookContext) -> HookResult:
     session = await services.roster.latest_session(ctx.update.user_id)
     if session is None:
         return HookResult("none")
-    return HookResult("ok", await build_report(services, session))
+    return HookResult("ok", await build_report(services.roster, session, services.settings.timezone))
 

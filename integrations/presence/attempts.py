@@ -40,3 +40,7 @@ class SlidingWindow:
     def retry_after(self, key: Hashable) -> float:
         hits = self._recent(key)
         return max(0.0, hits[0] + self.window_s - self.clock()) if hits else 0.0
+
+    def clear(self) -> None:
+        """Forget every attempt (a new process starts with none)."""
+        self._hits.clear()

@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 
 from geopy.distance import geodesic
 
+DEFAULT_RADIUS_M = 50.0  # the original system's geofence; LOCATION_DISTANCE_LIMIT_METERS overrides it
+
 PointLike = Union[tuple[float, float], Any]  # (lat, lon) or an object with latitude/longitude
 
 
@@ -79,12 +81,6 @@ def point(value: PointLike) -> Optional[tuple[float, float]]:
     return _coords(value)
 
 
-def default_radius() -> float:
-    from integrations.settings import get_settings
-
-    return float(get_settings().location_distance_limit_meters)
-
-
 def distance_m(a: PointLike, b: PointLike) -> Optional[float]:
     """Geodesic distance in metres, or None if either point is unusable."""
     pa, pb = _coords(a), _coords(b)
@@ -104,10 +100,10 @@ def check_location(
     """Apply the rules above. ``student``/``teacher`` are (lat, lon) or Location-like objects.
 
     If ``horizontal_accuracy`` is not given it is read from ``student`` when that has one.
-    ``radius_m`` defaults to LOCATION_DISTANCE_LIMIT_METERS.
+    ``radius_m`` defaults to :data:`DEFAULT_RADIUS_M` (callers pass the session's radius).
     """
     try:
-        radius = float(radius_m) if radius_m is not None else default_radius()
+        radius = float(radius_m) if radius_m is not None else DEFAULT_RADIUS_M
     except (TypeError, ValueError):
         radius = math.nan  # reported as invalid_location below
     if horizontal_accuracy is None:

@@ -89,12 +89,6 @@ class OtpPolicy:
 
     max_attempts: int = 5
 
-    @classmethod
-    def from_settings(cls) -> "OtpPolicy":
-        from integrations.settings import get_settings
-
-        return cls(max_attempts=get_settings().otp_max_attempts)
-
     def check(self, entered: Any, expected: str, failures: int = 0) -> OtpResult:
         limit = max(1, int(self.max_attempts))
         try:

@@ -16,8 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
-from .faces.base import SERVICE_ERROR, STUDENT_FAULTS, FaceResult, FaceVerifier
-from .video import extract_frame
+from integrations.presence.faces.base import (
+    SERVICE_ERROR,
+    STUDENT_FAULTS,
+    FaceResult,
+    FaceVerifier,
+)
+from integrations.presence.video import extract_frame
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +144,7 @@ class VerifyQueue:
         self._totals: deque[float] = deque(maxlen=window)
 
     @classmethod
-    def from_settings(cls, process: Processor, settings: Any = None, **kwargs: Any) -> "VerifyQueue":
-        if settings is None:
-            from integrations.settings import get_settings
-
-            settings = get_settings()
+    def from_settings(cls, process: Processor, settings: Any, **kwargs: Any) -> "VerifyQueue":
         return cls(
             process,
             capacity=settings.verify_queue_capacity,

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 TARGET_FRAME = 7
 VIDEO_NOTE_KINDS = frozenset({"video_note"})
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # VIDEO_MAX_BYTES overrides it
+DEFAULT_MAX_SECONDS = 60  # Telegram video notes are at most 60 s; VIDEO_MAX_SECONDS overrides it
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,9 @@ class FrameResult:
 
 
 def _limits(max_bytes: Optional[int], max_seconds: Optional[int]) -> tuple[int, int]:
-    if max_bytes is None or max_seconds is None:
-        from integrations.settings import get_settings
-
-        s = get_settings()
-        max_bytes = s.video_max_bytes if max_bytes is None else max_bytes
-        max_seconds = s.video_max_seconds if max_seconds is None else max_seconds
-    return int(max_bytes), int(max_seconds)
+    """The caller's limits (from VIDEO_MAX_BYTES / VIDEO_MAX_SECONDS), else the defaults."""
+    return (int(DEFAULT_MAX_BYTES if max_bytes is None else max_bytes),
+            int(DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds))
 
 
 def _as_int(value: Any) -> int:

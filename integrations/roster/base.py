@@ -1,7 +1,7 @@
 """The roster interface every backend implements, and the plain values it speaks in.
 
 Backends are synchronous (mongoengine and requests block); :mod:`integrations.roster.service`
-wraps them for async flows. Every failure is a :class:`~integrations.api.errors.RosterError`
+wraps them for async flows. Every failure is a :class:`~integrations.foundation.errors.RosterError`
 with a stable ``message_key``.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Optional
 
-from integrations.api.errors import RosterError  # noqa: F401  (re-exported for backends)
+from integrations.foundation.errors import RosterError  # noqa: F401  (re-exported for backends)
 
 
 @dataclass(frozen=True)

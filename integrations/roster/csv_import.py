@@ -4,23 +4,32 @@ The whole file is validated first and every bad row is reported with its line nu
 is written unless the file is clean. Writes are upserts keyed by teacher email and student id,
 so importing again updates rows and never duplicates them.
 
-    python -m integrations.roster.csv_import import scripts/sample_roster.csv [--uri URI]
-    python -m integrations.roster.csv_import hash-password   # prints a scrypt hash for the CSV
+    python run.py roster import scripts/sample_roster.csv
+    python run.py roster hash-password   # prints a scrypt hash for the CSV
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, TextIO, Union
 
-from integrations.crypto import hash_password, is_password_hash, verify_password
-from integrations.models import Assignment, Batch, Student, Subject, Teacher, utcnow
-from integrations.roster.phones import normalise_phone, phone_tail
+from integrations.foundation.crypto import (
+    hash_password,
+    is_password_hash,
+    verify_password,
+)
+from integrations.foundation.phones import normalise_phone, phone_tail
+from integrations.storage.documents import (
+    Assignment,
+    Batch,
+    Student,
+    Subject,
+    Teacher,
+    utcnow,
+)
 
 COLUMNS = ("role", "id", "name", "phone", "email", "password", "batch", "subject")
 REQUIRED_COLUMNS = ("role", "id", "name", "batch")
@@ -251,32 +260,3 @@ def _write(teachers: Iterable[_Teacher], students: Iterable[_Student]) -> Import
         Subject.objects(code=code).update_one(upsert=True, set_on_insert__name=code)
     result.batches, result.subjects = len(batches), len(subjects)
     return result
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m integrations.roster.csv_import")
-    sub = parser.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="import a roster CSV into MongoDB")
-    imp.add_argument("path")
-    imp.add_argument("--uri", help="MongoDB URI (default: MONGODB_URI)")
-    sub.add_parser("hash-password", help="read a password and print its scrypt hash for the CSV")
-    args = parser.parse_args(argv)
-    if args.command == "hash-password":
-        import getpass
-
-        print(hash_password(getpass.getpass("Password: ")))
-        return 0
-    from integrations.db import connect_db, ensure_indexes
-
-    connect_db(args.uri)
-    ensure_indexes()
-    try:
-        print(import_roster(args.path))
-    except CsvImportError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

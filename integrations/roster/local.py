@@ -4,9 +4,14 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from integrations.api.errors import BAD_CREDENTIALS, PHONE_MISMATCH, REJECTED, RosterError
-from integrations.crypto import hash_password, verify_password
-from integrations.models import AttendanceRecord, Student, Teacher
+from integrations.foundation.crypto import hash_password, verify_password
+from integrations.foundation.errors import (
+    BAD_CREDENTIALS,
+    PHONE_MISMATCH,
+    REJECTED,
+    RosterError,
+)
+from integrations.foundation.phones import normalise_phone, phones_match
 from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
@@ -16,7 +21,7 @@ from integrations.roster.base import (
     SubmitResult,
     TeacherInfo,
 )
-from integrations.roster.phones import normalise_phone, phones_match
+from integrations.storage.documents import AttendanceRecord, Student, Teacher
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,29 @@ from typing import Any, Iterable, Mapping, Optional
 from bson import ObjectId
 from bson.errors import InvalidId
 from mongoengine import NotUniqueError
+from pymongo import ReturnDocument
 
-from integrations.api.errors import OTP_IN_USE, UNKNOWN_SESSION, UNKNOWN_STUDENT, UNKNOWN_TEACHER, RosterError
-from integrations.models import AttendanceRecord, Session, Student, StudentSnapshot, Teacher, utcnow
+from integrations.foundation.errors import (
+    OTP_IN_USE,
+    UNKNOWN_SESSION,
+    UNKNOWN_STUDENT,
+    UNKNOWN_TEACHER,
+    RosterError,
+)
+from integrations.foundation.phones import (
+    NATIONAL_DIGITS,
+    normalise_phone,
+    phones_match,
+)
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
-from integrations.roster.phones import NATIONAL_DIGITS, normalise_phone, phones_match
+from integrations.storage.documents import (
+    AttendanceRecord,
+    Session,
+    Student,
+    StudentSnapshot,
+    Teacher,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,3 +283,51 @@ def build_report(
         source=source,
         complete=complete,
     )
+
+
+# ------------------------------------------------------------------ counters and session changes
+def find_session(session_id: str, student_id: Optional[str] = None) -> Optional[Session]:
+    """Like :func:`get_session`, but None for an unknown or malformed id."""
+    try:
+        return get_session(session_id, student_id)
+    except RosterError:
+        return None
+
+
+def open_sessions_of(student_id: str) -> list[Session]:
+    """The open, unexpired sessions whose roster lists the student (only their entry loaded)."""
+    query = Session.objects(status="open", expires_at__gt=utcnow(), students__student_id=student_id)
+    return list(for_student(query, student_id))
+
+
+def record_wrong_code(session_id: str, student_id: str, max_attempts: int, session_cap: int) -> tuple[int, bool]:
+    """One wrong code against a session: per student (lockout at the limit) and in total.
+
+    Once a session has drawn `session_cap` wrong codes from everyone together (many accounts
+    guessing), every further miss locks that student out at once, so guessing across accounts
+    buys at most `session_cap` + one try per student. Returns (the student's count, locked).
+    """
+    oid = session_oid(session_id)
+    total = Session._get_collection().find_one_and_update(
+        {"_id": oid}, {"$inc": {"failed_otp_total": 1}},
+        projection={"failed_otp_total": True}, return_document=ReturnDocument.AFTER,
+    )
+    count, locked = Session.record_failed_otp(oid, student_id, max_attempts)
+    if not locked and total is not None and total["failed_otp_total"] > session_cap:
+        Session.objects(id=oid).update_one(add_to_set__locked_out=student_id)
+        return count, True
+    return count, locked
+
+
+def close_now(session_id: str) -> Optional[dt.datetime]:
+    """Close an open session at once (no more codes); the closing time, or None if it was not open."""
+    now = utcnow()
+    closed = Session.objects(id=session_oid(session_id), status="open").update_one(
+        set__expires_at=now, set__status="closed")
+    return now if closed else None
+
+
+def set_note(session_id: str, student_id: str, note: str) -> bool:
+    """Attach a note (e.g. the teacher's reason for a manual mark) to the student's record."""
+    return bool(AttendanceRecord.objects(session=session_oid(session_id), student_id=student_id).update_one(
+        set__note=note))

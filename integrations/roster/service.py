@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
-from integrations.api.errors import NOT_OWN_CONTACT, RosterError
-from integrations.models import AttendanceRecord, Session
+from integrations.foundation.blocking import run_blocking
+from integrations.foundation.errors import NOT_OWN_CONTACT, RosterError
+from integrations.foundation.phones import normalise_phone
 from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
@@ -21,7 +21,7 @@ from integrations.roster.base import (
     SubmitResult,
     TeacherInfo,
 )
-from integrations.roster.phones import normalise_phone
+from integrations.storage.documents import AttendanceRecord, Session
 
 T = TypeVar("T")
 
@@ -56,8 +56,8 @@ class RosterService:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="roster")
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        # Its own pool: a slow external API must not starve database calls of other hooks.
+        return await run_blocking(fn, *args, executor=self._executor, **kwargs)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -144,6 +144,26 @@ class RosterService:
         """Newest session with this OTP, open or not (tells a wrong code from an expired one);
         with ``student_id`` only that student's roster entry is loaded."""
         return await self._run(records.session_by_otp, otp, student_id)
+
+    async def find_session(self, session_id: str, student_id: Optional[str] = None) -> Optional[Session]:
+        """The session (None if unknown); with ``student_id`` only that student's roster entry."""
+        return await self._run(records.find_session, session_id, student_id)
+
+    async def open_sessions_of(self, student_id: str) -> list[Session]:
+        """Open sessions whose roster lists the student (where a wrong code counts)."""
+        return await self._run(records.open_sessions_of, student_id)
+
+    async def record_wrong_code(self, session_id: str, student_id: str, max_attempts: int,
+                                session_cap: int) -> tuple[int, bool]:
+        """Count a wrong code; (the student's count, locked out now)."""
+        return await self._run(records.record_wrong_code, session_id, student_id, max_attempts, session_cap)
+
+    async def close_session_now(self, session_id: str) -> Optional[dt.datetime]:
+        """Stop taking codes at once; the closing time, or None if it was not open."""
+        return await self._run(records.close_now, session_id)
+
+    async def set_note(self, session_id: str, student_id: str, note: str) -> bool:
+        return await self._run(records.set_note, session_id, student_id, note)
 
     async def teacher_open_session(self, telegram_id: int) -> Optional[Session]:
         return await self._run(records.teacher_open_session, telegram_id)

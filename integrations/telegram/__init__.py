@@ -5,7 +5,11 @@ graceful stop), :class:`TelegramSender` (replies) and :class:`BotTransport` (upd
 """
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import check_heartbeat, health_command, heartbeat_path
-from integrations.telegram.runtime import TelegramRuntime, TelegramStartError, serve_engine
+from integrations.telegram.runtime import (
+    TelegramRuntime,
+    TelegramStartError,
+    serve_engine,
+)
 from integrations.telegram.sender import TelegramSender
 from integrations.telegram.transport import BotTransport
 

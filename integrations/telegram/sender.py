@@ -24,7 +24,7 @@ from engine.types import (
     SendDocument,
     SendText,
 )
-from integrations.logging_setup import request_id_var
+from integrations.foundation.logs import request_id_var
 from integrations.telegram.markup import inline_keyboard, markup_for
 from integrations.telegram.ratelimit import SendRateLimiter
 

@@ -19,7 +19,7 @@ from pyrogram import Client, StopPropagation, raw, types
 from pyrogram.handlers import CallbackQueryHandler, MessageHandler, RawUpdateHandler
 
 from engine.types import Update, VideoNote
-from integrations.logging_setup import request_id_var
+from integrations.foundation.logs import request_id_var
 from integrations.telegram.mapping import location_from_raw, map_callback, map_message
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from integrations import ops
-from integrations.models import Session
+from integrations.app.cli import operations as ops
+from integrations.storage.documents import Session
 from tests.flows.appkit import ASHA, make_app, open_session
 
 

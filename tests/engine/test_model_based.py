@@ -24,7 +24,7 @@ from engine.loader import CompiledFlow, flow_files, load_flow
 from engine.spec import StateSpec
 from engine.store import Conversation
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
-from integrations.app_hooks import build_registry
+from integrations.hooks.registry import build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW_FILES = flow_files(REPO / "flows")

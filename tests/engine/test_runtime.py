@@ -404,7 +404,7 @@ async def test_flow_compiles_to_a_python_statemachine_class(tmp_path: Path) -> N
 def test_remembered_targets_agree_with_the_machine(tmp_path: Path) -> None:
     """The Stepper's memo must give exactly what python-statemachine gives, for every pair."""
     from engine.loader import flow_files, load_flow
-    from integrations.app_hooks import build_registry
+    from integrations.hooks.registry import build_registry
 
     registry = build_registry()
     checked = 0

@@ -10,9 +10,9 @@ import pytest
 from engine.diagram import draw
 from engine.loader import load_flow
 from engine.store import Conversation, VersionConflict
-from integrations.app_hooks import build_registry
-from integrations.db import connect_db
-from integrations.mongo_conversations import ConversationDoc, MongoConversationStore
+from integrations.hooks.registry import build_registry
+from integrations.storage.connection import connect_db
+from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,15 +6,10 @@ from typing import Any
 
 from engine.simulator import SimUser, Simulator
 from integrations.app import App, build_app
-from integrations.db import connect_db, ensure_indexes
-from integrations.presence.faces.base import FaceResult, FaceVerifier
-from integrations.presence.verify_queue import VerifyQueue
-from integrations.reports import ReportScheduler
-from integrations.roster import make_roster
 from integrations.roster.csv_import import import_roster
-from integrations.roster.service import RosterService
-from integrations.services import Services
 from integrations.settings import load_settings
+from integrations.storage.connection import connect_db
+from tests.fakes.faces import FakeFaceVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 CLASS = "17.385 78.4867"
@@ -30,32 +25,16 @@ STUDENTS = {  # fixture roster: name -> (user, phone)
 }
 
 
-class AlwaysMatches(FaceVerifier):
-    """A fake verifier: every face matches (these tests are not about faces)."""
-
-    name = "always-matches"
-
-    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
-        return FaceResult(True, "match", similarity=99.0, backend=self.name)
-
-    def store_reference(self, batch: str, student_id: str, photo_jpeg: bytes) -> FaceResult:
-        return FaceResult(True, "stored", backend=self.name)
-
-    def has_reference(self, batch: str, student_id: str) -> bool:
-        return True
-
-
 def make_app(**overrides: Any) -> tuple[App, Simulator]:
+    """The real app on a fresh database; faces always match and notes are not decoded (these
+    tests are not about faces)."""
     settings = load_settings(app_env="test", report_buffer_seconds=0, **overrides)
     connect_db("mongomock://localhost/appkit")
-    ensure_indexes()
+    verifier = FakeFaceVerifier()
+    app = build_app(settings, flows=REPO / "flows", verifier=verifier, connect=False,
+                    processor=lambda job: verifier.verify(b"", job.batch, job.student_id))
+    app.open_storage()
     import_roster(REPO / "flows" / "scripts" / "fixtures" / "roster.csv")
-    services = Services(settings, RosterService(make_roster(settings)))
-    services.verifier = AlwaysMatches()
-    services.verify_queue = VerifyQueue(lambda job: services.verifier.verify(b"", job.batch, job.student_id),
-                                        capacity=100, workers=2)
-    services.reports = ReportScheduler(services)
-    app = build_app(REPO / "flows", settings, services=services)
     return app, Simulator(app.engine)
 
 

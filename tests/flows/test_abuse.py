@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.simulator import InputError
 
-from integrations.models import AttendanceRecord, Session
+from integrations.storage.documents import AttendanceRecord, Session
 
 from .appkit import ASHA, NEAR, STUDENTS, VIKRAM, make_app, open_session, student_at_code
 

@@ -31,7 +31,7 @@ def test_no_secret_reaches_the_logs_during_a_whole_demo(faces_dir: Path, monkeyp
     import logging
     import re
 
-    from integrations.demo import run_demo
+    from integrations.app.demo import run_demo
     from integrations.settings import get_settings
 
     for key in ("FACES_DIR", "REPORT_BUFFER_SECONDS", "VERIFY_WORKERS"):

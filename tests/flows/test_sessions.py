@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from integrations.models import AttendanceRecord, Session
+from integrations.storage.documents import AttendanceRecord, Session
 
 from .appkit import ASHA, NEAR, make_app, open_session, student_at_code
 

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
-from integrations import crypto
+from integrations.foundation import crypto
 from integrations.api.client import AttendanceApiClient
-from integrations.db import connect_db, disconnect_db, ensure_indexes
+from integrations.storage.connection import connect_db, disconnect_db
+from integrations.storage.indexes import ensure_indexes
 from tests.fakes.fake_attendance_api import FakeAttendanceApi
 
 PASSWORD = "S3cret-Pa55word!"

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from integrations.api.client import AttendanceApiClient
-from integrations.api.errors import ApiError
+from integrations.foundation.errors import ApiError
 from tests.fakes.fake_attendance_api import SECRET, Reply
 from tests.integrations.conftest import PASSWORD, make_client
 

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from integrations import crypto
-from integrations.api.errors import ApiError, RosterError
-from integrations.models import AttendanceRecord, Session, StudentSnapshot, Teacher
-from integrations.roster import make_roster
-from integrations.roster.http import HttpRoster, TeacherTokenStore
+from integrations.foundation import crypto
+from integrations.foundation.errors import ApiError, RosterError
+from integrations.storage.documents import AttendanceRecord, Session, StudentSnapshot, Teacher
+from integrations.app.assembly import make_roster_backend as make_roster
+from integrations.api.roster import HttpRoster, TeacherTokenStore
 from integrations.roster.service import RosterService, snapshot
 from integrations.settings import load_settings
 from tests.fakes.fake_attendance_api import Reply

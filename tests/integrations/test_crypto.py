@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from integrations.crypto import (
+from integrations.foundation.crypto import (
     DecryptError,
     SecretBox,
     SecretKeyError,
@@ -74,7 +74,7 @@ def test_malformed_hashes_never_verify(stored):
 
 
 def test_init_secret_box_from_settings():
-    from integrations import crypto
+    from integrations.foundation import crypto
     from integrations.settings import load_settings
 
     with pytest.raises(SecretKeyError):

@@ -6,8 +6,8 @@ import mongomock
 import pymongo
 import pytest
 
-from integrations import db as dbmod
-from integrations.models import (
+from integrations.storage import connection as dbmod
+from integrations.storage.documents import (
     AttendanceRecord,
     Session,
     Student,

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from integrations.models import Session, Student
+from integrations.storage.documents import Session, Student
 from integrations.roster.csv_import import import_roster_text
 from integrations.roster.local import LocalRoster
 from integrations.roster.service import RosterService

@@ -12,16 +12,14 @@ import pytest
 
 from engine.simulator import SimUser, Simulator
 from engine.store import MemoryStore
-from integrations import crypto
 from integrations.app import App, build_app
-from integrations.models import Session, StudentSnapshot, Teacher
-from integrations.outbox import OutboxWorker
-from integrations.presence.faces.base import FaceResult, FaceVerifier
-from integrations.presence.verify_queue import VerifyQueue, VideoNoteProcessor
-from integrations.roster.http import HttpRoster
+from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.foundation import crypto
+from integrations.api.roster import HttpRoster
 from integrations.roster.service import RosterService, snapshot
-from integrations.services import Services
 from integrations.settings import load_settings
+from integrations.storage.documents import Session, StudentSnapshot, Teacher
+from tests.fakes.faces import FakeFaceVerifier
 from tests.fakes.fake_attendance_api import FakeAttendanceApi, Reply
 from tests.integrations.conftest import PASSWORD, api, db, make_client, utc  # noqa: F401  (fixtures)
 
@@ -36,41 +34,6 @@ KEY = crypto.generate_key()
 # B1-S1 .. B2-S2 and their phones in the fake API's roster (tests/integrations/conftest.py).
 PHONES = {"B1-S1": "+919000001100", "B1-S2": "+919000002100", "B2-S1": "+919000001200",
           "B2-S2": "+919000002200"}
-
-
-class ScriptedVerifier(FaceVerifier):
-    """Answers from a script (then ``default``); records every call (frame size, batch, student)."""
-
-    name = "scripted"
-
-    def __init__(self, *results: FaceResult, default: Optional[FaceResult] = None):
-        self.script: collections.deque[FaceResult] = collections.deque(results)
-        self.default = default or FaceResult(True, "match", similarity=99.1, backend="scripted")
-        self.calls: list[tuple[bytes, str, str]] = []
-        self.raise_next = 0
-
-    def then(self, *results: FaceResult) -> "ScriptedVerifier":
-        self.script.extend(results)
-        return self
-
-    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
-        self.calls.append((bytes(frame_jpeg), batch, student_id))
-        if self.raise_next:
-            self.raise_next -= 1
-            raise RuntimeError("verifier crashed")
-        return self.script.popleft() if self.script else self.default
-
-    def store_reference(self, batch: str, student_id: str, photo_jpeg: bytes) -> FaceResult:
-        return FaceResult(True, "stored")
-
-    def has_reference(self, batch: str, student_id: str) -> bool:
-        return True
-
-
-THROTTLED = FaceResult(False, "throttled", backend="scripted", detail="ThrottlingException")
-SERVICE_ERROR = FaceResult(False, "service_error", backend="scripted", detail="EndpointConnectionError")
-MISMATCH = FaceResult(False, "mismatch", similarity=12.0, backend="scripted")
-MATCH = FaceResult(True, "match", similarity=99.1, backend="scripted")
 
 
 class ApiSwitch:
@@ -146,9 +109,8 @@ def open_session(roster: RosterService, batches=("B1", "B2"), otp: str = OTP, te
 @dataclass
 class Harness:
     app: App
-    services: Services
     sim: Simulator
-    verifier: ScriptedVerifier
+    verifier: FakeFaceVerifier
     session: Session
     api: FakeAttendanceApi
     switch: ApiSwitch
@@ -156,7 +118,11 @@ class Harness:
 
     @property
     def outbox(self) -> OutboxWorker:
-        return self.services.outbox
+        return self.app.outbox
+
+    @property
+    def services(self):  # type: ignore[no-untyped-def]
+        return self.app.services
 
     @property
     def session_id(self) -> str:
@@ -194,19 +160,15 @@ def video(faces_dir: Path) -> Path:
 
 @pytest.fixture
 async def harness(db, box, api, settings, switch, roster):  # noqa: F811
-    verifier = ScriptedVerifier()
-    queue = VerifyQueue(VideoNoteProcessor(verifier, max_seconds=settings.video_max_seconds), workers=1,
-                        max_attempts=settings.face_max_attempts)
-    services = Services(settings, roster, verifier, queue)
-    services.outbox = OutboxWorker.for_services(services, interval=3600)  # passes run by the tests
-    app = build_app([str(REPO / "flows" / "student.yaml")], settings, services=services, store=MemoryStore())
+    verifier = FakeFaceVerifier()
+    app = build_app(settings, flows=[str(REPO / "flows" / "student.yaml")], roster=roster, verifier=verifier,
+                    store=MemoryStore(), connect=False, outbox_interval=3600)  # passes run by the tests
     sim = Simulator(app.engine)
     await app.start()
     session = open_session(roster)
-    h = Harness(app, services, sim, verifier, session, api, switch)
-    await services.outbox.run_once()  # the start-up pass has run; nothing was pending
+    h = Harness(app, sim, verifier, session, api, switch)
+    await app.outbox.run_once()  # the start-up pass has run; nothing was pending
     try:
         yield h
     finally:
-        services.roster = None  # the roster fixture closes it
         await app.stop()

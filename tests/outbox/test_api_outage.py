@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from integrations import outbox
-from integrations.models import AttendanceRecord, Teacher
-from integrations.outbox import ATTENDANCE, DELIVERED, FAILED, PENDING, OutboxEntry, OutboxWorker
-from integrations.reports import build_report
-from integrations.roster.http import HttpRoster
+from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.storage import outbox
+from integrations.storage.documents import AttendanceRecord, Teacher
+from integrations.storage.outbox import ATTENDANCE, DELIVERED, FAILED, PENDING, OutboxEntry
+from integrations.attendance.reports import build_report
+from integrations.api.roster import HttpRoster
 from integrations.roster.service import RosterService
 from tests.integrations.conftest import make_client
 from tests.outbox.conftest import open_session, writes_between
@@ -26,7 +27,7 @@ async def test_api_down_student_is_told_recorded_and_report_shows_unsynced(harne
     record = AttendanceRecord.objects.get()
     assert record.status == "present" and not record.synced
 
-    report = await build_report(harness.services, harness.session)
+    report = await build_report(harness.services.roster, harness.session, "UTC")
     assert report["unsynced_count"] == 1 and report["present_count"] == 1
 
     # Still down: a pass tries, keeps the entry, and says why.
@@ -45,7 +46,7 @@ async def test_api_down_student_is_told_recorded_and_report_shows_unsynced(harne
     entry.reload()
     assert entry.status == DELIVERED and entry.result == "synced" and entry.delivered_at is not None
     assert AttendanceRecord.objects.get().synced
-    report = await build_report(harness.services, harness.session)
+    report = await build_report(harness.services.roster, harness.session, "UTC")
     assert report["unsynced_count"] == 0 and report["present_count"] == 1
 
     # Nothing is sent twice.
@@ -129,7 +130,7 @@ async def test_report_sync_first_then_outbox_is_a_no_op(harness, video):
     harness.switch.down = True
     await harness.check_in("B1-S1", video, ["will be synced"])
     harness.switch.down = False
-    report = await build_report(harness.services, harness.session)
+    report = await build_report(harness.services.roster, harness.session, "UTC")
     assert report["unsynced_count"] == 0
     mark = harness.switch.mark()
     assert (await harness.outbox.run_once()).delivered == 1

@@ -8,14 +8,18 @@ import time
 
 from bson import ObjectId
 
-from integrations import outbox
-from integrations.db import ensure_indexes
-from integrations.models import AttendanceRecord
-from integrations.outbox import ATTENDANCE, DELIVERED, PENDING, OutboxEntry, OutboxWorker
-from integrations.roster.http import HttpRoster
+from integrations.app import build_app
+from integrations.app.cli import operations
+from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.storage import outbox
+from integrations.storage.indexes import ensure_indexes
+from integrations.storage.documents import AttendanceRecord
+from integrations.storage.outbox import ATTENDANCE, DELIVERED, PENDING, OutboxEntry
+from integrations.api.roster import HttpRoster
 from integrations.roster.service import RosterService
 from tests.integrations.conftest import PASSWORD, make_client
-from tests.outbox.conftest import THROTTLED, ScriptedVerifier, open_session, writes_between
+from tests.fakes.faces import THROTTLED, FakeFaceVerifier
+from tests.outbox.conftest import REPO, open_session, writes_between
 
 FRAME = b"\xff\xd8fake-jpeg\xff\xd9"
 
@@ -165,20 +169,15 @@ async def test_two_workers_racing_deliver_each_entry_once(roster, switch, api, d
 # the worker's life in Services
 
 
-async def test_services_start_and_stop_the_worker(db, settings):
-    from integrations.services import Services
-
-    class Roster:
-        def close(self) -> None:
-            pass
-
-    services = Services(settings, Roster())
-    await services.start()
-    worker = services.outbox
+async def test_the_app_starts_and_stops_the_worker(db, settings, roster):
+    app = build_app(settings, flows=[str(REPO / "flows" / "student.yaml")], roster=roster,
+                    verifier=FakeFaceVerifier(), connect=False)
+    await app.start()
+    worker = app.outbox
     assert isinstance(worker, OutboxWorker) and worker.running
     await asyncio.sleep(0.05)
     assert worker.passes == 1  # a first pass right away delivers what a previous run left
-    await services.stop()
+    await app.stop()
     assert not worker.running
 
 
@@ -211,10 +210,8 @@ async def _until(check, within: float = 10.0) -> None:
 
 
 def test_outbox_command_lists_and_retries_without_secrets(roster, switch, api, settings, box, monkeypatch):
-    import integrations.presence.faces as faces
-
-    verifier = ScriptedVerifier(THROTTLED)  # the face service is down on the first --retry
-    monkeypatch.setattr(faces, "make_verifier", lambda settings: verifier)
+    verifier = FakeFaceVerifier(THROTTLED)  # the face service is down on the first --retry
+    monkeypatch.setattr(operations, "make_verifier", lambda settings: verifier)
     s = str(open_session(roster).id)
     switch.down = True
     for student in ("B1-S1", "B1-S2"):
@@ -226,19 +223,19 @@ def test_outbox_command_lists_and_retries_without_secrets(roster, switch, api, s
     outbox.enqueue_verification(s, "B2-S1", "B2", FRAME, error="throttled", chat_id=9001, subject="Python")
 
     out = io.StringIO()
-    assert outbox.outbox_command(settings, False, out=out, connect=False) == 0
+    assert operations.outbox_command(settings, False, out=out, connect=False) == 0
     listing = out.getvalue()
     assert "outbox: 4 pending (3 attendance, 1 verification), 0 failed" in listing
     assert f"{s}" in listing and "B1-S1" in listing and "api_unavailable" in listing and "throttled" in listing
 
     # Still down: one pass, nothing delivered, exit 1.
     out = io.StringIO()
-    assert outbox.outbox_command(settings, True, out=out, connect=False) == 1
+    assert operations.outbox_command(settings, True, out=out, connect=False) == 1
     assert "retry: delivered 0" in out.getvalue() and "stopped: throttled, api_unavailable" in out.getvalue()
 
     switch.down = False
     out = io.StringIO()
-    code = outbox.outbox_command(settings, True, out=out, connect=False)
+    code = operations.outbox_command(settings, True, out=out, connect=False)
     text = out.getvalue()
     assert "retry: delivered 3, verified 1, failed 1" in text, text
     assert code == 0 and "unknown_session" in text  # the gone session is listed as failed

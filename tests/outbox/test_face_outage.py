@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
-from integrations import outbox
-from integrations.models import AttendanceRecord, Session
-from integrations.outbox import ATTENDANCE, DELIVERED, PENDING, VERIFICATION, OutboxEntry
+from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.storage import outbox
+from integrations.storage.documents import AttendanceRecord, Session
+from integrations.storage.outbox import ATTENDANCE, DELIVERED, PENDING, VERIFICATION, OutboxEntry
 from integrations.presence.faces.base import FaceResult
-from integrations.reports import build_report
-from integrations.timefmt import as_utc
-from tests.outbox.conftest import MATCH, MISMATCH, SERVICE_ERROR, THROTTLED, writes_between
+from integrations.attendance.reports import build_report
+from integrations.foundation.timefmt import as_utc
+from tests.fakes.faces import MATCHED as MATCH
+from tests.fakes.faces import MISMATCHED as MISMATCH
+from tests.fakes.faces import SERVICE_ERROR, THROTTLED
+from tests.outbox.conftest import writes_between
 
 QUEUED_TEXT = "Face checking is offline right now"
 
@@ -85,13 +89,13 @@ async def test_face_back_but_api_down_records_locally_and_syncs_later(harness, v
     entry = OutboxEntry.objects.get()
     assert (entry.kind, entry.status, entry.frame) == (ATTENDANCE, PENDING, None)
     assert not AttendanceRecord.objects.get().synced
-    assert (await build_report(harness.services, harness.session))["unsynced_count"] == 1
+    assert (await build_report(harness.services.roster, harness.session, "UTC"))["unsynced_count"] == 1
 
     harness.switch.down = False
     result = await harness.outbox.run_once()
     assert (result.delivered, result.verified, result.notices) == (1, 0, 0)
     assert AttendanceRecord.objects.get().synced
-    assert (await build_report(harness.services, harness.session))["unsynced_count"] == 0
+    assert (await build_report(harness.services.roster, harness.session, "UTC"))["unsynced_count"] == 0
 
 
 async def test_no_frame_to_keep_falls_back_to_send_again(harness, video):
@@ -145,7 +149,7 @@ async def test_messages_wait_for_a_worker_that_can_send_them(harness, video):
     harness.verifier.then(THROTTLED)
     await harness.check_in("B1-S1", video, [QUEUED_TEXT])
     since = len(harness.texts("B1-S1"))
-    headless = outbox.OutboxWorker(harness.services.roster, harness.verifier, None)
+    headless = OutboxWorker(harness.services.roster, harness.verifier, None)
     result = await headless.run_once()
     assert (result.verified, result.delivered, result.notices) == (1, 1, 0)
     assert harness.texts("B1-S1", since) == [] and OutboxEntry.objects.get().notice_pending

@@ -67,8 +67,10 @@ def test_policy_locks_after_max_attempts() -> None:
     assert (r.ok, r.reason, r.locked) == (False, "locked", True)
 
 
-def test_policy_from_settings_defaults_to_five() -> None:
-    assert OtpPolicy.from_settings().max_attempts == 5
+def test_policy_default_is_the_settings_default() -> None:
+    from integrations.settings import Settings
+
+    assert OtpPolicy().max_attempts == Settings.model_fields["otp_max_attempts"].default == 5
 
 
 def test_policy_garbage_counter_is_safe() -> None:

@@ -28,50 +28,33 @@ from typing import Any, Optional
 from engine.hooks import HookContext, HookRegistry, HookResult
 from engine.simulator import SimUser, Simulator
 from engine.store import MemoryStore
-from engine.types import Outgoing
+from engine.types import Outgoing, Update
 from integrations.app import App, build_app
-from integrations.app_hooks import build_registry
-from integrations.db import connect_db, disconnect_db, ensure_indexes
-from integrations.models import AttendanceRecord, Session
-from integrations.presence.faces.base import MATCH, MISMATCH, NO_FACE, STORED, FaceResult, FaceVerifier
-from integrations.presence.verify_queue import VerifyJob, VerifyQueue, VideoNoteProcessor
-from integrations.reports import REPORT_EVENT, ReportScheduler
-from integrations.services import Services
+from integrations.attendance.services import Services
+from integrations.foundation.names import REPORT_EVENT
+from integrations.hooks.registry import build_registry
+from integrations.presence.faces.base import FaceResult, FaceVerifier
+from integrations.presence.verify_queue import VerifyJob, VideoNoteProcessor
+from integrations.roster.csv_import import import_roster
+from integrations.roster.local import LocalRoster
+from integrations.roster.service import RosterService
 from integrations.settings import Settings, load_settings
+from integrations.storage.connection import connect_db, disconnect_db
+from integrations.storage.conversations import ConversationDoc, MongoConversationStore
+from integrations.storage.documents import AttendanceRecord, Session
+from integrations.storage.indexes import ensure_indexes
+from tests.fakes.faces import FAKE_MATCH, FAKE_MISMATCH, FAKE_NOFACE, MISMATCHED, FakeFaceVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = [str(REPO / "flows" / "teacher.yaml"), str(REPO / "flows" / "student.yaml")]
 ROSTER_CSV = REPO / "flows" / "scripts" / "fixtures" / "roster.csv"
 
-FAKE_MATCH = b"FAKE-NOTE:match"
-FAKE_MISMATCH = b"FAKE-NOTE:mismatch"
-FAKE_NOFACE = b"FAKE-NOTE:noface"
 CLASS = (17.385, 78.4867)
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ face checks
-class FakeFaceVerifier(FaceVerifier):
-    """Instant verdicts: a frame starting with ``FAKE-NOTE:match`` matches, ``...:noface`` has
-    no face, anything else (including real frames) is someone else."""
-
-    name = "fake"
-
-    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
-        if frame_jpeg.startswith(FAKE_MATCH):
-            return FaceResult(True, MATCH, similarity=99.0, backend=self.name)
-        if frame_jpeg.startswith(FAKE_NOFACE):
-            return FaceResult(False, NO_FACE, backend=self.name)
-        return FaceResult(False, MISMATCH, similarity=12.0, backend=self.name)
-
-    def store_reference(self, batch: str, student_id: str, photo_jpeg: bytes) -> FaceResult:
-        return FaceResult(True, STORED, backend=self.name)
-
-    def has_reference(self, batch: str, student_id: str) -> bool:
-        return True
-
-
 @dataclass(frozen=True)
 class Verdict:
     session_id: str
@@ -147,8 +130,6 @@ def make_settings(faces_dir: Path, **overrides: Any) -> Settings:
 
 def connect_fresh_db() -> str:
     """A new, empty mongomock database with the roster of the simulation scripts."""
-    from integrations.roster.csv_import import import_roster
-
     name = f"reliability_{uuid.uuid4().hex[:8]}"
     connect_db(f"mongomock://localhost/{name}")
     ensure_indexes()
@@ -216,7 +197,8 @@ class Deployment:
         self.settings = make_settings(self.faces_dir, store=self.store_kind, **self.settings_overrides)
         self.db_name = connect_fresh_db()
         self.memory_store = MemoryStore()
-        self.processor = Processor(FakeFaceVerifier(), self.real_verifier, self.settings.video_max_seconds)
+        self.processor = Processor(FakeFaceVerifier(default=MISMATCHED), self.real_verifier,
+                                   self.settings.video_max_seconds)
         self.hook_calls: list[HookCall] = []
         self.events: list[PostedEvent] = []
         self.deliveries: list[tuple[int, Outgoing]] = []
@@ -230,32 +212,23 @@ class Deployment:
     # -- building one instance (what a process does at start-up)
     def new_store(self) -> Any:
         if self.store_kind == "mongo":
-            from integrations.mongo_conversations import MongoConversationStore
-
             return MongoConversationStore()
         return self.memory_store
 
     def build(self) -> Instance:
-        from integrations.roster.local import LocalRoster
-        from integrations.roster.service import RosterService
-
-        settings = self.settings
-        queue = VerifyQueue(self.processor, capacity=settings.verify_queue_capacity,
-                            workers=settings.verify_workers, max_attempts=settings.face_max_attempts)
-        services = Services(settings, RosterService(LocalRoster(), max_workers=4), self.processor.fake, queue)
-        services.reports = ReportScheduler(services)
-        app = build_app(FLOWS, settings, registry=spy_registry(self.hook_calls), store=self.new_store(),
-                        services=services)
         number = len(self.instances) + 1
+        app = build_app(self.settings, flows=FLOWS, roster=RosterService(LocalRoster(), max_workers=4),
+                        verifier=self.processor.fake, processor=self.processor,
+                        registry=spy_registry(self.hook_calls), store=self.new_store(), connect=False)
         engine = app.engine
-        original_post = engine.post_event
+        original_submit = engine.submit
 
-        async def post_event(bot: str, chat_id: int, name: str, data: Optional[dict] = None,
-                             user_id: Optional[int] = None) -> Any:
-            self.events.append(PostedEvent(number, bot, chat_id, name))
-            return await original_post(bot, chat_id, name, data, user_id)
+        async def submit(update: Update) -> Any:  # every internal event, whoever posts it
+            if update.kind == "event":
+                self.events.append(PostedEvent(number, update.bot, update.chat_id, update.payload.name))
+            return await original_submit(update)
 
-        engine.post_event = post_event  # type: ignore[method-assign]
+        engine.submit = submit  # type: ignore[method-assign]
         instance = Instance(number, app)
         self.instances.append(instance)
         return instance
@@ -304,9 +277,7 @@ class Deployment:
         if engine.timers is not None:
             engine.timers.shutdown()
         services.reports.shutdown()
-        outbox = getattr(services, "outbox", None)
-        if outbox is not None:  # its loop dies with the process (stop() only cancels it)
-            await outbox.stop()
+        await instance.app.outbox.stop()  # its loop dies with the process (stop() only cancels it)
         queue = services.verify_queue
         queue._closed = True
         tasks = list(queue._tasks)
@@ -338,8 +309,6 @@ class Deployment:
                 if conv.deadline is not None:
                     conv.deadline -= seconds
         else:
-            from integrations.mongo_conversations import ConversationDoc
-
             ConversationDoc._get_collection().update_many(
                 {"deadline": {"$ne": None}}, {"$inc": {"deadline": -float(seconds)}})
         delta = dt.timedelta(seconds=seconds)
@@ -383,7 +352,7 @@ async def snapshot(dep: Deployment) -> dict[tuple[str, int], tuple]:
     if dep.store_kind == "memory":
         convs = list(dep.memory_store._items.values())
     else:
-        from integrations.mongo_conversations import ConversationDoc, MongoConversationStore
+        from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 
         convs = [MongoConversationStore._to_conversation(raw)
                  for raw in ConversationDoc._get_collection().find({})]

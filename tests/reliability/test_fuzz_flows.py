@@ -37,7 +37,7 @@ from engine.interpreter import TIMEOUT_EVENT, is_transient
 from engine.simulator import SimUser, Simulator
 from engine.store import Conversation, MemoryStore
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
-from integrations.models import AttendanceRecord, Session, Student, Teacher, utcnow
+from integrations.storage.documents import AttendanceRecord, Session, Student, Teacher, utcnow
 from integrations.roster import records
 from integrations.roster.base import StudentInfo
 
@@ -214,9 +214,9 @@ class FuzzWorld:
         await queue.drain()
         self.outcomes.update((c.hook, c.outcome) for c in self.dep.hook_calls)
         queue._failures.clear()
-        self.instance.services.extra.clear()  # in-memory limiters: each sequence is a fresh process
+        self.instance.services.code_guesses.clear()  # in-memory limiter: each sequence is a fresh process
         if self.store_kind == "mongo":
-            from integrations.mongo_conversations import ConversationDoc
+            from integrations.storage.conversations import ConversationDoc
 
             ConversationDoc._get_collection().delete_many({})
         else:

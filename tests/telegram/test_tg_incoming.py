@@ -8,7 +8,7 @@ import pytest
 from pyrogram import enums, raw, types
 
 from engine.types import Callback, Command, Contact, Location, Update, VideoNote
-from integrations.logging_setup import request_id_var
+from integrations.foundation.logs import request_id_var
 from integrations.telegram.mapping import map_callback, map_message, parse_command
 from integrations.telegram.transport import BotTransport
 from tests.telegram.conftest import (

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from integrations.logging_setup import configure_logging, redact, request_id_var
+from integrations.foundation.logs import configure_logging, redact, request_id_var
 from tests.telegram.conftest import TEACHER_TOKEN
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.abc123_-XYZ"

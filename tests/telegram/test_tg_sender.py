@@ -17,7 +17,7 @@ from engine.types import (
     SendDocument,
     SendText,
 )
-from integrations.logging_setup import RequestIdFilter
+from integrations.foundation.logs import RequestIdFilter
 from integrations.telegram.sender import TelegramSender, split_text
 from tests.telegram.conftest import TEACHER_TOKEN
 

@@ -1,26 +1,22 @@
 """Face verification back-ends, chosen by the FACE_VERIFIER setting."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
-from .base import FaceResult, FaceVerifier, safe_id
+from integrations.presence.faces.base import FaceResult, FaceVerifier, safe_id
 
 __all__ = ["FaceResult", "FaceVerifier", "make_verifier", "safe_id"]
 
 
-def make_verifier(settings: Optional[Any] = None, **kwargs: Any) -> FaceVerifier:
+def make_verifier(settings: Any, **kwargs: Any) -> FaceVerifier:
     """Build the configured verifier ("local" or "rekognition"); boto3 is imported only if needed."""
-    if settings is None:
-        from integrations.settings import get_settings
-
-        settings = get_settings()
     kind = getattr(settings, "face_verifier", "local")
     if kind == "rekognition":
-        from .rekognition import RekognitionFaceVerifier
+        from integrations.presence.faces.rekognition import RekognitionFaceVerifier
 
         return RekognitionFaceVerifier.from_settings(settings, **kwargs)
     if kind == "local":
-        from .local import LocalFaceVerifier
+        from integrations.presence.faces.local import LocalFaceVerifier
 
         return LocalFaceVerifier.from_settings(settings)
     raise ValueError(f"unknown FACE_VERIFIER {kind!r} (expected 'local' or 'rekognition')")

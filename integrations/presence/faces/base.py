@@ -8,16 +8,17 @@ from typing import Any, Optional
 
 # Reasons a verification can end with. Only MISMATCH and NO_FACE are the student's doing, so
 # only those count against FACE_MAX_ATTEMPTS (see verify_queue).
-MATCH = "match"
+from integrations.foundation.names import MATCH as MATCH
+from integrations.foundation.names import MISMATCH as MISMATCH
+from integrations.foundation.names import NO_FACE as NO_FACE
+from integrations.foundation.names import SERVICE_ERROR as SERVICE_ERROR
+from integrations.foundation.names import STUDENT_FACE_FAULTS as STUDENT_FAULTS
+from integrations.foundation.names import THROTTLED as THROTTLED
+
 STORED = "stored"  # store_reference succeeded
-MISMATCH = "mismatch"
-NO_FACE = "no_face"
 NO_REFERENCE = "no_reference"  # no reference photo enrolled: the student must see the teacher
-THROTTLED = "throttled"  # service rate limit after retries: "try again in a minute"
-SERVICE_ERROR = "service_error"
 BAD_IMAGE = "bad_image"  # the frame bytes are not a decodable image (a bug upstream, not the student)
 INVALID_ID = "invalid_id"  # batch/student id unsafe for a path or S3 key
-STUDENT_FAULTS = frozenset({MISMATCH, NO_FACE})
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
 

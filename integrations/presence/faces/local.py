@@ -18,8 +18,16 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from .base import (
-    BAD_IMAGE, INVALID_ID, MATCH, MISMATCH, NO_FACE, NO_REFERENCE, SERVICE_ERROR, STORED, FaceResult,
+from integrations.presence.faces.base import (
+    BAD_IMAGE,
+    INVALID_ID,
+    MATCH,
+    MISMATCH,
+    NO_FACE,
+    NO_REFERENCE,
+    SERVICE_ERROR,
+    STORED,
+    FaceResult,
     FaceVerifier,
     safe_id,
 )

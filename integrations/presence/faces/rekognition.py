@@ -12,9 +12,19 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from .base import (
-    BAD_IMAGE, INVALID_ID, MATCH, MISMATCH, NO_FACE, NO_REFERENCE, SERVICE_ERROR, STORED, THROTTLED,
-    FaceResult, FaceVerifier, safe_id,
+from integrations.presence.faces.base import (
+    BAD_IMAGE,
+    INVALID_ID,
+    MATCH,
+    MISMATCH,
+    NO_FACE,
+    NO_REFERENCE,
+    SERVICE_ERROR,
+    STORED,
+    THROTTLED,
+    FaceResult,
+    FaceVerifier,
+    safe_id,
 )
 
 log = logging.getLogger(__name__)

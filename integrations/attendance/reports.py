@@ -12,20 +12,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from .models import Session, utcnow
-from .roster.base import Report
-from .timefmt import as_utc, clock, day
-
-if TYPE_CHECKING:
-    from .services import Services
+from integrations.attendance.notify import Notifier
+from integrations.foundation.blocking import run_blocking
+from integrations.foundation.names import (
+    PRESENT,
+    REPORT_CSV_KEY,
+    REPORT_EVENT,
+    TEACHER_BOT,
+)
+from integrations.foundation.timefmt import as_utc, clock, day
+from integrations.roster import records
+from integrations.roster.base import Report
+from integrations.roster.service import RosterService
+from integrations.storage import outbox
+from integrations.storage.documents import AttendanceRecord, Session, utcnow
 
 log = logging.getLogger(__name__)
 
-REPORT_EVENT = "session_report"
 RETRY_SECONDS = 60  # a report that failed (e.g. the roster API was down) is tried again after this
 
 
@@ -45,13 +52,11 @@ def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
 
 def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0) -> dict[str, Any]:
     """Everything the report text in the flow can show, plus the CSV as a transient key."""
-    from .roster.service import RosterService
-
     locked = set(session.locked_out or [])
-    present = [r for r in report.rows if r.status == "present"]
+    present = [r for r in report.rows if r.status == PRESENT]
     failed = [r for r in report.rows if r.status == "failed"]
-    absent = [r for r in report.rows if r.status != "present"]
-    locked_rows = [r for r in report.rows if r.student_id in locked and r.status != "present"]
+    absent = [r for r in report.rows if r.status != PRESENT]
+    locked_rows = [r for r in report.rows if r.student_id in locked and r.status != PRESENT]
     manual = [r for r in present if r.method == "manual"]
     stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
     return {
@@ -72,28 +77,39 @@ def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0
         "unsynced_count": int(unsynced),
         "report_complete": "yes" if report.complete else "no",
         "report_filename": f"attendance_{report.subject or 'session'}_{stamp}.csv".replace(" ", "_"),
-        "_report_csv": RosterService.report_csv(report),
+        REPORT_CSV_KEY: records.report_csv(report),
     }
 
 
-async def build_report(services: "Services", session: Session) -> dict[str, Any]:
+def _unsynced(session_id: Any) -> int:
+    return AttendanceRecord.objects(session=session_id, synced=False, status=PRESENT).count()
+
+
+async def build_report(roster: RosterService, session: Session, zone: str) -> dict[str, Any]:
     """Report fields of a session, read fresh from the roster backend."""
-    from .models import AttendanceRecord
-
-    from . import outbox
-
-    report = await services.roster.report(str(session.id))
-    unsynced = await asyncio.to_thread(
-        lambda: AttendanceRecord.objects(session=session.id, synced=False, status="present").count()
-    )
-    fields = report_fields(report, session, services.settings.timezone, unsynced)
-    fields["unchecked_count"] = await asyncio.to_thread(outbox.pending_count, outbox.VERIFICATION, str(session.id))
+    report = await roster.report(str(session.id))
+    unsynced = await run_blocking(_unsynced, session.id)
+    fields = report_fields(report, session, zone, unsynced)
+    fields["unchecked_count"] = await run_blocking(outbox.pending_count, outbox.VERIFICATION, str(session.id))
     return fields
 
 
 class ReportScheduler:
-    def __init__(self, services: "Services", scheduler: Optional[AsyncIOScheduler] = None) -> None:
-        self.services = services
+    """Schedules, re-arms and sends each session's report once (see the module docstring).
+
+    Given exactly what it uses: the roster (report data), a notifier (the teacher's chat), the
+    buffer after expiry, the time zone, and ``on_sent`` (the verification queue forgets the
+    session's attempt counters).
+    """
+
+    def __init__(self, roster: RosterService, notify: Notifier, *, buffer_s: float, timezone: str,
+                 on_sent: Optional[Callable[[str], None]] = None,
+                 scheduler: Optional[AsyncIOScheduler] = None) -> None:
+        self.roster = roster
+        self.notify = notify
+        self.buffer_s = float(buffer_s)
+        self.timezone = timezone
+        self.on_sent = on_sent
         self.scheduler = scheduler or AsyncIOScheduler(timezone=dt.timezone.utc)
         self.sent = 0
 
@@ -111,7 +127,7 @@ class ReportScheduler:
 
     def schedule(self, session_id: str, expires_at: dt.datetime, buffer_s: Optional[float] = None) -> dt.datetime:
         """(Re)schedule the report of one session; returns when it will run."""
-        buffer = self.services.settings.report_buffer_seconds if buffer_s is None else buffer_s
+        buffer = self.buffer_s if buffer_s is None else buffer_s
         run_at = max(as_utc(expires_at) + dt.timedelta(seconds=buffer), utcnow())
         self.scheduler.add_job(
             self.fire, trigger="date", run_date=run_at, args=[str(session_id)],
@@ -121,7 +137,7 @@ class ReportScheduler:
 
     async def rearm(self) -> int:
         """Schedule every session whose report has not been sent (after a restart)."""
-        pending = await asyncio.to_thread(
+        pending = await run_blocking(
             lambda: [(str(s.id), s.expires_at) for s in Session.objects(report_sent_at=None).only("expires_at")]
         )
         for session_id, expires_at in pending:
@@ -140,33 +156,32 @@ class ReportScheduler:
             return False
 
     async def _fire(self, session_id: str) -> bool:
-        session = await asyncio.to_thread(lambda: Session.objects(id=session_id).first())
+        session = await run_blocking(lambda: Session.objects(id=session_id).first())
         if session is None:
             return False
         if as_utc(session.expires_at) > utcnow():  # extended meanwhile: a later job will come
             self.schedule(session_id, session.expires_at)
             return False
-        if not await asyncio.to_thread(Session.claim_report, session.id):
+        if not await run_blocking(Session.claim_report, session.id):
             return False
-        services = self.services
+        teacher_chat = session.teacher.telegram_id
         try:
-            await asyncio.to_thread(Session.close, session.id)
-            fields = await build_report(services, session)
-            teacher_chat = session.teacher.telegram_id
-            if teacher_chat is not None and services.engine is not None:
+            await run_blocking(Session.close, session.id)
+            fields = await build_report(self.roster, session, self.timezone)
+            if teacher_chat is not None:
                 # Our events always answer; no answer means the engine refused it (stopping).
-                if not await services.engine.post_event("teacher", int(teacher_chat), REPORT_EVENT, fields):
+                if not await self.notify(TEACHER_BOT, int(teacher_chat), REPORT_EVENT, fields):
                     raise ReportNotDelivered(f"the engine refused the report of session {session_id}")
         except BaseException as exc:
             # Claimed but not delivered: give the claim back, so this process (or the next) sends it.
-            await asyncio.to_thread(Session.release_report, session.id)
+            await run_blocking(Session.release_report, session.id)
             if not isinstance(exc, (ReportNotDelivered, asyncio.CancelledError)):
                 self.schedule(session_id, utcnow(), RETRY_SECONDS)
             raise
-        if services.verify_queue is not None:
-            services.verify_queue.forget_session(session_id)
+        if self.on_sent is not None:
+            self.on_sent(session_id)
         self.sent += 1
-        if teacher_chat is None or services.engine is None:
+        if teacher_chat is None:
             log.warning("report of session %s has nobody to go to", session_id)
             return True
         log.info("report of session %s sent", session_id)

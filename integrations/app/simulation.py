@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from integrations.roster.csv_import import import_roster
+from integrations.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def faces_source() -> Path:
@@ -36,8 +39,6 @@ def faces_source() -> Path:
 
 def apply_env(setup: dict[str, Any]) -> None:
     """Settings for this run (before the settings object is first built)."""
-    from .settings import get_settings
-
     for key, value in (setup.get("env") or {}).items():
         os.environ[str(key)] = str(value)
     if setup.get("faces") and "FACES_DIR" not in (setup.get("env") or {}):
@@ -47,8 +48,6 @@ def apply_env(setup: dict[str, Any]) -> None:
 
 def prepare(setup: dict[str, Any], faces_dir: Path) -> dict[str, str]:
     """Import the roster and place reference photos; returns script variables ($FACES)."""
-    from .roster.csv_import import import_roster
-
     roster = setup.get("roster")
     if roster:
         path = Path(roster)

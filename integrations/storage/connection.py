@@ -16,16 +16,12 @@ def _db_name(uri: str) -> str:
     return path.split("/")[0] or DEFAULT_DB
 
 
-def connect_db(uri: str | None = None, *, alias: str = "default"):
-    """Connect mongoengine's ``alias`` to ``uri`` (default: settings.mongodb_uri).
+def connect_db(uri: str, *, alias: str = "default"):
+    """Connect mongoengine's ``alias`` to ``uri`` (MONGODB_URI).
 
     ``mongomock://host/db`` gives a fresh in-memory database (one per call); other URIs go to a
     real server. Reconnecting an alias replaces the previous connection.
     """
-    if uri is None:
-        from integrations.settings import get_settings
-
-        uri = get_settings().mongodb_uri
     mongoengine.disconnect(alias=alias)
     name = _db_name(uri)
     if uri.startswith("mongomock://"):
@@ -43,12 +39,3 @@ def connect_db(uri: str | None = None, *, alias: str = "default"):
 
 def disconnect_db(*, alias: str = "default") -> None:
     mongoengine.disconnect(alias=alias)
-
-
-def ensure_indexes() -> None:
-    """Create every index declared in the models' ``meta`` (idempotent; run at start-up)."""
-    from integrations import models, outbox
-
-    for document in models.ALL_DOCUMENTS + outbox.DOCUMENTS:
-        document.ensure_indexes()
-    models.Student.backfill_phone_tails()

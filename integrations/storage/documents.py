@@ -27,7 +27,7 @@ from mongoengine import (
 )
 from pymongo import ReturnDocument
 
-from integrations.roster.phones import normalise_phone, phone_tail
+from integrations.foundation.phones import normalise_phone, phone_tail
 
 SESSION_STATUSES = ("open", "closed")
 RECORD_STATUSES = ("present", "absent", "failed")

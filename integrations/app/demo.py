@@ -15,9 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
+from integrations.app.assembly import build_app
+from integrations.app.simulation import faces_source
+from integrations.roster.csv_import import import_roster
+from integrations.settings import get_settings
+from integrations.storage.documents import AttendanceRecord
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "demo_data"
 CLASS = (17.385, 78.4867)  # the classroom
 NEAR = "/location 17.38508 78.48676 6"  # about 10 m away
@@ -119,18 +124,14 @@ async def _student(sim: Simulator, s: Student, code: str, media: Path, delay: fl
 
 
 async def run_demo(echo: bool = True) -> int:
-    from .app import build_app
-    from .roster.csv_import import import_roster
-    from .settings import get_settings
-    from .simulation import faces_source
-
     started = time.monotonic()
     students = _class()
     media = prepare(faces_source(), students)
     os.environ.update({"FACES_DIR": str(DEMO_DIR / "faces"), "REPORT_BUFFER_SECONDS": "2",
                        "VERIFY_WORKERS": os.environ.get("VERIFY_WORKERS", "4")})
     get_settings.cache_clear()
-    app = build_app(REPO / "flows")
+    app = build_app(get_settings(), flows=REPO / "flows")
+    app.open_storage()
     import_roster(DEMO_DIR / "roster.csv")
     await app.start()
     sim = Simulator(app.engine)
@@ -147,7 +148,7 @@ async def run_demo(echo: bool = True) -> int:
         print("Teacher:", opened.replace("\n\n", " | ").replace("\n", " "), "\n")
         on_time = [s for s in students if s.scenario != "too late"]
         await asyncio.gather(*(_student(sim, s, code, media, 0.02 * i) for i, s in enumerate(on_time)))
-        await app.services.drain()
+        await app.verify_queue.drain()
         status = await sim.send(teacher, "/status")
         print("Teacher /status:", status[-1], "\n")
         before = len(sim.received(teacher))
@@ -162,8 +163,6 @@ async def run_demo(echo: bool = True) -> int:
         print()
         report = [t for t in sim.texts(teacher, before) if t]
         print("\n".join(report) if not missing else "no report arrived")
-        from .models import AttendanceRecord
-
         honest = sum(s.scenario == "honest" for s in students)
         present = AttendanceRecord.objects(status="present").count()
         verdict = "as expected" if present == honest else f"EXPECTED {honest}"
@@ -172,7 +171,3 @@ async def run_demo(echo: bool = True) -> int:
         return 1 if missing or present != honest else 0
     finally:
         await app.stop()
-
-
-def main() -> int:
-    return asyncio.run(run_demo())

@@ -14,10 +14,15 @@ from typing import Any, Optional
 
 from integrations.api.adapter import AttendanceSubmission
 from integrations.api.client import AttendanceApiClient
-from integrations.api.errors import PHONE_MISMATCH, UNKNOWN_TEACHER, ApiError, RosterError
 from integrations.api.tokens import Credentials, Tokens
-from integrations.crypto import DecryptError, SecretBox, get_secret_box
-from integrations.models import AttendanceRecord, Session, Teacher
+from integrations.foundation.crypto import DecryptError, SecretBox, get_secret_box
+from integrations.foundation.errors import (
+    PHONE_MISMATCH,
+    UNKNOWN_TEACHER,
+    ApiError,
+    RosterError,
+)
+from integrations.foundation.phones import normalise_phone, phones_match
 from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
@@ -27,7 +32,7 @@ from integrations.roster.base import (
     SubmitResult,
     TeacherInfo,
 )
-from integrations.roster.phones import normalise_phone, phones_match
+from integrations.storage.documents import AttendanceRecord, Session, Teacher
 
 log = logging.getLogger(__name__)
 

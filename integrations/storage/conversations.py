@@ -42,9 +42,7 @@ def _doc_id(key: Key) -> str:
 
 
 class MongoConversationStore:
-    def __init__(self, ensure_indexes: bool = True) -> None:
-        if ensure_indexes:
-            ConversationDoc.ensure_indexes()
+    """Conversations in MongoDB; its indexes come with the others (storage.indexes)."""
 
     @staticmethod
     def _to_conversation(doc: dict) -> Conversation:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from engine.hooks import HookRegistry
-
-from . import example_hooks
-from .hooks import student, teacher
+from integrations.hooks import example as example_hooks
+from integrations.hooks import student, teacher
 
 
 def build_registry() -> HookRegistry:

@@ -1,0 +1,127 @@
+"""Flow authors' commands: check, draw, simulate, and the demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.diagram import draw, markdown
+from engine.loader import check_paths, flow_files, load_flow
+from engine.script import run_script
+from engine.simulator import InputError, Simulator, SimUser
+from integrations.app.assembly import build_app
+from integrations.app.cli.common import quiet_logging
+from integrations.app.demo import run_demo
+from integrations.app.simulation import REPO, apply_env, prepare
+from integrations.hooks.registry import build_registry
+from integrations.settings import get_settings
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    errors = check_paths(args.paths, build_registry())
+    for error in errors:
+        print(error)
+    files = [f for p in args.paths for f in flow_files(p)]
+    if errors:
+        print(f"{len(errors)} problem(s) in {len(files)} flow file(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(files)} flow file(s) checked")
+    return 0
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    flow = load_flow(args.flow, build_registry())
+    text = markdown(flow.spec) if args.format == "markdown" else draw(flow.spec, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    script: Any = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
+    if not flows:
+        print("name a flow file (or give a script with `flows:`)", file=sys.stderr)
+        return 2
+    setup = (script or {}).get("setup") or {}
+    apply_env(setup)
+    settings = get_settings()
+    app = build_app(settings, flows=flows)
+    app.open_storage()
+    variables = prepare(setup, settings.faces_dir)
+    await app.start()
+    sim = Simulator(app.engine, echo=print if (not args.script or args.verbose) else None)
+    try:
+        if script:
+            default_bot = next(iter(app.engine.flows))
+            result = await run_script(sim, script, default_bot, variables=variables)
+            for failure in result.failures:
+                print("FAIL", failure)
+            print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")
+            return 0 if result.ok else 1
+        bot = next(iter(app.engine.flows))
+        user = SimUser("you", args.user_id, bot, args.first_name)
+        print(f"Simulating bot '{bot}'. Type messages; /location LAT LON [ACC], /contact PHONE, "
+              "/video FILE.mp4, /tap BUTTON, /forward ..., /timeout, /event NAME {json}; Ctrl-D quits.")
+        await sim.send(user, "/start")
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return 0
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                await sim.send(user, line)
+            except InputError as exc:
+                print(f"  (simulator) {exc}")
+    finally:
+        await app.stop()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    quiet_logging()
+    return asyncio.run(_simulate(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.example:
+        args.flow = None
+        args.script = str(REPO / "flows" / "scripts" / "example_happy.yaml")
+        args.verbose = True
+        return cmd_simulate(args)
+    quiet_logging()
+    return asyncio.run(run_demo())
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("check", help="check flow files; exit 1 on any problem")
+    p.add_argument("paths", nargs="*", default=["flows"])
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("simulate", help="talk to a flow offline, or replay a --script")
+    p.add_argument("flow", nargs="?")
+    p.add_argument("--script", help="YAML script of inputs and expected replies")
+    p.add_argument("--user-id", type=int, default=1001)
+    p.add_argument("--first-name", default="Tester")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of a script")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("draw", help="diagram of a flow")
+    p.add_argument("flow")
+    p.add_argument("--format", choices=["mermaid", "dot", "markdown"], default="mermaid")
+    p.add_argument("--output", "-o")
+    p.set_defaults(func=cmd_draw)
+
+    p = sub.add_parser("demo", help="offline demo on embedded defaults: a class of 30 checks in")
+    p.add_argument("--example", action="store_true", help="run the example flow's script instead")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,64 @@
+"""`python run.py run`: both Telegram bots on one engine until SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from integrations.app.assembly import build_app
+from integrations.app.cli.common import settings_or_exit
+from integrations.app.stats import STATS_FILE, write_stats
+from integrations.foundation.crypto import SecretKeyError
+from integrations.foundation.logs import configure_logging
+from integrations.settings import Settings, SettingsError
+from integrations.telegram import (
+    TelegramConfig,
+    TelegramStartError,
+    require_telegram_settings,
+    serve_engine,
+)
+
+STATS_EVERY_S = 30
+
+
+async def _serve(settings: Settings, config: TelegramConfig) -> None:
+    """Then finish in-flight work and return (exit 0)."""
+    app = build_app(settings)
+    stats_path = settings.data_dir / STATS_FILE
+
+    async def snapshot_stats() -> None:
+        while True:
+            await asyncio.sleep(STATS_EVERY_S)
+            write_stats(stats_path, app)
+            logging.getLogger("stats").info("verify queue %s", app.verify_queue.stats())
+
+    task = asyncio.create_task(snapshot_stats())
+    try:
+        await serve_engine(config, app)
+    finally:
+        task.cancel()
+        write_stats(stats_path, app)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, json=settings.log_json)
+    missing = settings.missing_for_telegram()
+    if missing:
+        print("Cannot start the Telegram bots; these settings are missing: " + ", ".join(missing)
+              + ".\nSet them in .env (see .env.example and docs/deployment.md), or try the offline "
+              "demo: python run.py demo", file=sys.stderr)
+        return 2
+    try:
+        config = require_telegram_settings(settings)
+        asyncio.run(_serve(settings, config))
+    except (SettingsError, SecretKeyError, TelegramStartError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: Any) -> None:
+    sub.add_parser("run", help="run both Telegram bots (the default)").set_defaults(func=cmd_run)

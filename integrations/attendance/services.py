@@ -1,0 +1,23 @@
+"""What the hooks may use, typed: the app assembly fills it once, nothing is assigned later."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from integrations.attendance.reports import ReportScheduler
+from integrations.attendance.verification import VerificationWorkflow
+from integrations.presence.attempts import SlidingWindow
+from integrations.presence.verify_queue import VerifyQueue
+from integrations.roster.service import RosterService
+from integrations.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """The attendance services one app instance runs with (see integrations.app.assembly)."""
+
+    settings: Settings
+    roster: RosterService
+    verify_queue: VerifyQueue
+    reports: ReportScheduler
+    verification: VerificationWorkflow
+    code_guesses: SlidingWindow  # wrong codes per Telegram user (in memory; per process)

@@ -1,0 +1,111 @@
+"""What happens when a face check answers: record attendance, park outages, tell the student.
+
+The verification queue calls :meth:`VerificationWorkflow.on_outcome` (through a job's
+``on_done``) once per video note. A match is submitted to the roster backend; when the attendance
+API is down the record waits in the outbox (it is already stored locally), and when the face
+service is down the frame itself waits there. Either way the student hears at once what happened.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from integrations.attendance.frames import FrameKeeper
+from integrations.attendance.notify import Notifier
+from integrations.foundation import names
+from integrations.foundation.blocking import run_blocking
+from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
+from integrations.foundation.timefmt import clock
+from integrations.presence.verify_queue import VerifyOutcome
+from integrations.roster import records
+from integrations.roster.service import RosterService
+from integrations.storage import outbox
+from integrations.storage.documents import Session, utcnow
+
+log = logging.getLogger(__name__)
+
+# Face reasons the student can fix by recording again: the event the flow answers with.
+_RETRYABLE = {names.MISMATCH: names.MISMATCH, names.NO_FACE: names.NO_FACE}
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """Who a face check is for and where its answer goes."""
+
+    chat_id: int
+    user_id: int
+    session_id: str
+    student_id: str
+    subject: str
+    distance_m: Optional[float] = None
+
+
+class VerificationWorkflow:
+    """Turns a :class:`VerifyOutcome` into attendance, outbox entries and a message."""
+
+    def __init__(self, roster: RosterService, notify: Notifier, frames: Optional[FrameKeeper], *,
+                 timezone: str = "UTC") -> None:
+        self.roster = roster
+        self.notify = notify
+        self.frames = frames
+        self.timezone = timezone
+
+    async def on_outcome(self, check: CheckIn, outcome: VerifyOutcome) -> None:
+        face = outcome.face
+        params = outcome.params()
+        if outcome.ok:
+            data = {"subject": check.subject, "marked_time": clock(utcnow(), self.timezone)}
+            synced = await self._submit(check, names.PRESENT, face.similarity if face else None)
+            await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
+            return
+        reason = outcome.reason
+        if reason in _RETRYABLE:
+            await run_blocking(Session.record_face_failure, records.session_oid(check.session_id), check.student_id)
+            await self._tell(check, _RETRYABLE[reason], params)
+        elif reason == names.ATTEMPTS_EXHAUSTED:
+            if outcome.cause in _RETRYABLE:
+                await run_blocking(Session.record_face_failure, records.session_oid(check.session_id),
+                                   check.student_id)
+            await self._submit(check, names.FAILED)
+            await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
+        elif reason == names.NO_REFERENCE:
+            await self._tell(check, names.NO_REFERENCE, params)
+        elif reason in names.FACE_SERVICE_DOWN:
+            kept = await self._park_frame(check, reason)
+            await self._tell(check, names.QUEUED_OFFLINE if kept else names.RETRY_LATER, params)
+        else:  # corrupt video, undecodable frame, unusable id
+            log.info("video of %s not usable: %s", check.student_id, reason)
+            await self._tell(check, names.BAD_VIDEO, params)
+
+    async def _tell(self, check: CheckIn, event: str, data: Optional[dict[str, Any]] = None) -> None:
+        await self.notify(names.STUDENT_BOT, check.chat_id, event, data or {}, check.user_id)
+
+    async def _submit(self, check: CheckIn, status: str, similarity: Any = None) -> bool:
+        """Record attendance; False if the API is down (the record waits in the outbox)."""
+        try:
+            await self.roster.submit_attendance(check.session_id, check.student_id, status, names.BY_FACE,
+                                                similarity=similarity, distance_m=check.distance_m)
+            return True
+        except RosterError as exc:
+            if exc.message_key not in UNAVAILABLE_KEYS:
+                raise
+            error = exc.message_key
+        log.warning("roster backend unavailable: %s", error)
+        # Kept locally (unsynced); the outbox worker sends it when the API is back.
+        await run_blocking(lambda: outbox.enqueue_attendance(
+            check.session_id, check.student_id, status, names.BY_FACE, similarity=similarity,
+            distance_m=check.distance_m, chat_id=check.chat_id, user_id=check.user_id,
+            subject=check.subject, error=error))
+        return False
+
+    async def _park_frame(self, check: CheckIn, error: str) -> bool:
+        """Keep the frame the face service could not check; False if there is none to keep."""
+        kept = self.frames.take(check.student_id) if self.frames is not None else None
+        if kept is None:
+            return False
+        batch, frame = kept
+        await run_blocking(lambda: outbox.enqueue_verification(
+            check.session_id, check.student_id, batch, frame, distance_m=check.distance_m,
+            chat_id=check.chat_id, user_id=check.user_id, subject=check.subject, error=error))
+        return True

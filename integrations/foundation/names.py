@@ -1,0 +1,44 @@
+"""Names shared across layers: bots, internal events, error keys and report keys.
+
+Flows, hooks and workflows must agree on these strings; keeping them here means they are
+written once (a typo becomes an ImportError, not a silently unanswered event).
+"""
+from __future__ import annotations
+
+# -- bots (the `bot:` of each shipped flow)
+TEACHER_BOT = "teacher"
+STUDENT_BOT = "student"
+
+# -- internal events posted into conversations (each has an `on:` branch in a flow)
+REPORT_EVENT = "session_report"  # teacher: the end-of-session report
+VERIFIED = "verified"  # student: face matched and attendance recorded
+RECORDED_OFFLINE = "recorded_offline"  # matched; the attendance API was down, it waits in the outbox
+QUEUED_OFFLINE = "queued_offline"  # the face service was down; the frame waits in the outbox
+RETRY_LATER = "retry_later"  # the face service was down and the frame could not be kept
+ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+NO_REFERENCE = "no_reference"
+BAD_VIDEO = "bad_video"
+VERIFIED_LATER = "verified_later"  # outbox: a late face check matched
+NOT_VERIFIED_LATER = "not_verified_later"  # outbox: a late face check did not
+
+# -- face check reasons
+MATCH = "match"
+MISMATCH = "mismatch"
+NO_FACE = "no_face"
+THROTTLED = "throttled"
+SERVICE_ERROR = "service_error"
+FACE_SERVICE_DOWN = frozenset({THROTTLED, SERVICE_ERROR})  # the face service, not the student
+STUDENT_FACE_FAULTS = frozenset({MISMATCH, NO_FACE})  # reasons a student can fix by recording again
+
+# -- attendance
+PRESENT, ABSENT, FAILED = "present", "absent", "failed"
+BY_FACE, BY_HAND = "face", "manual"
+
+# -- the teacher's report: every key the report text in flows/teacher.yaml may use
+REPORT_CSV_KEY = "_report_csv"  # transient: the CSV bytes, sent as a document
+REPORT_KEYS = (
+    "report_subject", "report_batches", "report_date", "report_closed", "total_count",
+    "present_count", "present_names", "manual_count", "absent_count", "absent_names",
+    "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count", "unchecked_count",
+    "report_complete", "report_filename", REPORT_CSV_KEY,
+)
