@@ -392,11 +392,11 @@ async def run(cfg: Config) -> dict[str, Any]:
 
     from engine.simulator import Simulator, SimUser, video_duration
     from integrations.app import build_app
-    from integrations.storage.documents import AttendanceRecord, Session
     from integrations.presence import video as video_mod
     from integrations.roster.csv_import import import_roster
     from integrations.roster.service import RosterService
     from integrations.settings import get_settings
+    from integrations.storage.documents import AttendanceRecord, Session
 
     get_settings.cache_clear()
     settings = get_settings()

@@ -30,6 +30,7 @@ from integrations.api.adapter import (
     RemoteMark,
 )
 from integrations.api.tokens import Credentials, MemoryTokenStore, Tokens, TokenStore
+from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import (
     API_UNAVAILABLE,
     BAD_CREDENTIALS,
@@ -307,9 +308,8 @@ class AttendanceApiClient:
     async def students_of_batches(self, key: str, batches: Iterable[str], subject: str) -> dict[str, list[StudentInfo]]:
         """Load several batches concurrently; all or nothing (the first error is raised)."""
         batches = list(dict.fromkeys(batches))
-        loop = asyncio.get_running_loop()
         results = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, self.students, key, b, subject) for b in batches)
+            *(run_blocking(self.students, key, b, subject, executor=self._executor) for b in batches)
         )
         return dict(zip(batches, results))
 

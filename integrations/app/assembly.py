@@ -32,7 +32,11 @@ from integrations.hooks.registry import build_registry
 from integrations.presence.attempts import SlidingWindow
 from integrations.presence.faces import make_verifier
 from integrations.presence.faces.base import FaceVerifier
-from integrations.presence.verify_queue import Processor, VerifyQueue, VideoNoteProcessor
+from integrations.presence.verify_queue import (
+    Processor,
+    VerifyQueue,
+    VideoNoteProcessor,
+)
 from integrations.roster.base import RosterBackend
 from integrations.roster.local import LocalRoster
 from integrations.roster.service import RosterService

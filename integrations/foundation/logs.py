@@ -16,7 +16,7 @@ from typing import IO, Optional
 
 # One contextvar for the whole app: the engine sets it around each step, the transport from the
 # moment an update arrives. Re-exported here so integrations need not import engine internals.
-from engine.context import request_id_var
+from engine.context import RequestIdFilter, request_id_var
 
 __all__ = ["configure_logging", "redact", "request_id_var", "JsonFormatter", "RedactFilter", "RequestIdFilter"]
 
@@ -38,15 +38,6 @@ def redact(text: str) -> str:
     text = _TOKEN_RE.sub(r"\1:<redacted>", text)
     text = _JWT_RE.sub("<redacted-jwt>", text)
     return _SECRET_KV_RE.sub(r"\1<redacted>", text)
-
-
-class RequestIdFilter(logging.Filter):
-    """Stamp ``record.request_id`` from :data:`request_id_var` (``-`` outside any update)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
-        return True
 
 
 class RedactFilter(logging.Filter):

@@ -7,7 +7,6 @@ Blocking driver calls run in a worker thread so the event loop keeps serving oth
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Optional
 
@@ -15,6 +14,7 @@ from mongoengine import DictField, Document, FloatField, IntField, StringField
 from pymongo.errors import DuplicateKeyError
 
 from engine.store import Conversation, Key, VersionConflict
+from integrations.foundation.blocking import run_blocking
 
 
 class ConversationDoc(Document):
@@ -85,16 +85,16 @@ class MongoConversationStore:
         return [self._to_conversation(raw) for raw in cursor]
 
     async def get(self, key: Key) -> Optional[Conversation]:
-        return await asyncio.to_thread(self._get, key)
+        return await run_blocking(self._get, key)
 
     async def save(self, conversation: Conversation) -> None:
-        await asyncio.to_thread(self._save, conversation)
+        await run_blocking(self._save, conversation)
 
     async def with_deadlines(self) -> list[Conversation]:
-        return await asyncio.to_thread(self._with_deadlines)
+        return await run_blocking(self._with_deadlines)
 
     async def count(self) -> int:
-        return await asyncio.to_thread(ConversationDoc._get_collection().count_documents, {})
+        return await run_blocking(ConversationDoc._get_collection().count_documents, {})
 
     async def close(self) -> None:
         return None

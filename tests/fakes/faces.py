@@ -10,7 +10,14 @@ import collections
 import threading
 from typing import Optional
 
-from integrations.presence.faces.base import MATCH, MISMATCH, NO_FACE, STORED, FaceResult, FaceVerifier
+from integrations.presence.faces.base import (
+    MATCH,
+    MISMATCH,
+    NO_FACE,
+    STORED,
+    FaceResult,
+    FaceVerifier,
+)
 
 FAKE_MATCH = b"FAKE-NOTE:match"
 FAKE_MISMATCH = b"FAKE-NOTE:mismatch"

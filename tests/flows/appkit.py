@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
 from integrations.app import App, build_app
 from integrations.roster.csv_import import import_roster
 from integrations.settings import load_settings

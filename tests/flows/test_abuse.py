@@ -3,10 +3,17 @@ teachers reaching other teachers' sessions, forged buttons."""
 from __future__ import annotations
 
 from engine.simulator import InputError
-
 from integrations.storage.documents import AttendanceRecord, Session
 
-from .appkit import ASHA, NEAR, STUDENTS, VIKRAM, make_app, open_session, student_at_code
+from .appkit import (
+    ASHA,
+    NEAR,
+    STUDENTS,
+    VIKRAM,
+    make_app,
+    open_session,
+    student_at_code,
+)
 
 
 async def test_one_account_guessing_across_sessions_is_slowed_down() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
 from integrations.app import App, build_app
 from integrations.attendance.reports import ReportScheduler
 from integrations.roster.csv_import import import_roster

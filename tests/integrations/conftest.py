@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from integrations.foundation import crypto
 from integrations.api.client import AttendanceApiClient
+from integrations.foundation import crypto
 from integrations.storage.connection import connect_db, disconnect_db
 from integrations.storage.indexes import ensure_indexes
 from tests.fakes.fake_attendance_api import FakeAttendanceApi

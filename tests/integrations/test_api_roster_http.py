@@ -5,13 +5,18 @@ import time
 
 import pytest
 
+from integrations.api.roster import HttpRoster, TeacherTokenStore
+from integrations.app.assembly import make_roster_backend as make_roster
 from integrations.foundation import crypto
 from integrations.foundation.errors import ApiError, RosterError
-from integrations.storage.documents import AttendanceRecord, Session, StudentSnapshot, Teacher
-from integrations.app.assembly import make_roster_backend as make_roster
-from integrations.api.roster import HttpRoster, TeacherTokenStore
 from integrations.roster.service import RosterService, snapshot
 from integrations.settings import load_settings
+from integrations.storage.documents import (
+    AttendanceRecord,
+    Session,
+    StudentSnapshot,
+    Teacher,
+)
 from tests.fakes.fake_attendance_api import Reply
 from tests.integrations.conftest import PASSWORD, make_client, utc
 

@@ -7,14 +7,26 @@ from pathlib import Path
 import pytest
 
 from engine.types import Contact
-from integrations.foundation.errors import RosterError
-from integrations.foundation.crypto import hash_password, verify_password
-from integrations.storage.documents import AttendanceRecord, Batch, Session, Student, StudentSnapshot, Subject, Teacher
 from integrations.app.assembly import make_roster_backend as make_roster
-from integrations.roster.csv_import import CsvImportError, import_roster, import_roster_text
+from integrations.foundation.crypto import hash_password, verify_password
+from integrations.foundation.errors import RosterError
+from integrations.roster.csv_import import (
+    CsvImportError,
+    import_roster,
+    import_roster_text,
+)
 from integrations.roster.local import LocalRoster
 from integrations.roster.service import RosterService, check_own_contact, snapshot
 from integrations.settings import load_settings
+from integrations.storage.documents import (
+    AttendanceRecord,
+    Batch,
+    Session,
+    Student,
+    StudentSnapshot,
+    Subject,
+    Teacher,
+)
 from tests.integrations.conftest import utc
 
 SAMPLE = Path(__file__).resolve().parents[2] / "scripts" / "sample_roster.csv"

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from integrations.storage.documents import Session, Student
 from integrations.roster.csv_import import import_roster_text
 from integrations.roster.local import LocalRoster
 from integrations.roster.service import RosterService
+from integrations.storage.documents import Session, Student
 from tests.integrations.conftest import utc
 
 TG = 9001

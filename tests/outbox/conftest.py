@@ -3,19 +3,18 @@ loopback HTTP (with an on/off switch for its attendance writes), and a scripted 
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
 
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
 from engine.store import MemoryStore
+from integrations.api.roster import HttpRoster
 from integrations.app import App, build_app
 from integrations.attendance.outbox_worker import OutboxWorker
 from integrations.foundation import crypto
-from integrations.api.roster import HttpRoster
 from integrations.roster.service import RosterService, snapshot
 from integrations.settings import load_settings
 from integrations.storage.documents import Session, StudentSnapshot, Teacher

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.api.roster import HttpRoster
 from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.attendance.reports import build_report
+from integrations.roster.service import RosterService
 from integrations.storage import outbox
 from integrations.storage.documents import AttendanceRecord, Teacher
-from integrations.storage.outbox import ATTENDANCE, DELIVERED, FAILED, PENDING, OutboxEntry
-from integrations.attendance.reports import build_report
-from integrations.api.roster import HttpRoster
-from integrations.roster.service import RosterService
+from integrations.storage.outbox import (
+    ATTENDANCE,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    OutboxEntry,
+)
 from tests.integrations.conftest import make_client
 from tests.outbox.conftest import open_session, writes_between
 

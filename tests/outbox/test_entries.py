@@ -8,17 +8,17 @@ import time
 
 from bson import ObjectId
 
+from integrations.api.roster import HttpRoster
 from integrations.app import build_app
 from integrations.app.cli import operations
 from integrations.attendance.outbox_worker import OutboxWorker
-from integrations.storage import outbox
-from integrations.storage.indexes import ensure_indexes
-from integrations.storage.documents import AttendanceRecord
-from integrations.storage.outbox import ATTENDANCE, DELIVERED, PENDING, OutboxEntry
-from integrations.api.roster import HttpRoster
 from integrations.roster.service import RosterService
-from tests.integrations.conftest import PASSWORD, make_client
+from integrations.storage import outbox
+from integrations.storage.documents import AttendanceRecord
+from integrations.storage.indexes import ensure_indexes
+from integrations.storage.outbox import ATTENDANCE, DELIVERED, PENDING, OutboxEntry
 from tests.fakes.faces import THROTTLED, FakeFaceVerifier
+from tests.integrations.conftest import PASSWORD, make_client
 from tests.outbox.conftest import REPO, open_session, writes_between
 
 FRAME = b"\xff\xd8fake-jpeg\xff\xd9"

@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 
 from integrations.attendance.outbox_worker import OutboxWorker
-from integrations.storage import outbox
-from integrations.storage.documents import AttendanceRecord, Session
-from integrations.storage.outbox import ATTENDANCE, DELIVERED, PENDING, VERIFICATION, OutboxEntry
-from integrations.presence.faces.base import FaceResult
 from integrations.attendance.reports import build_report
 from integrations.foundation.timefmt import as_utc
+from integrations.presence.faces.base import FaceResult
+from integrations.storage.documents import AttendanceRecord, Session
+from integrations.storage.outbox import (
+    ATTENDANCE,
+    DELIVERED,
+    PENDING,
+    VERIFICATION,
+    OutboxEntry,
+)
 from tests.fakes.faces import MATCHED as MATCH
 from tests.fakes.faces import MISMATCHED as MISMATCH
 from tests.fakes.faces import SERVICE_ERROR, THROTTLED

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
 from engine.store import MemoryStore
 from engine.types import Outgoing, Update
 from integrations.app import App, build_app
@@ -43,7 +43,13 @@ from integrations.storage.connection import connect_db, disconnect_db
 from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 from integrations.storage.documents import AttendanceRecord, Session
 from integrations.storage.indexes import ensure_indexes
-from tests.fakes.faces import FAKE_MATCH, FAKE_MISMATCH, FAKE_NOFACE, MISMATCHED, FakeFaceVerifier
+from tests.fakes.faces import (
+    FAKE_MATCH,
+    FAKE_MISMATCH,
+    FAKE_NOFACE,
+    MISMATCHED,
+    FakeFaceVerifier,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = [str(REPO / "flows" / "teacher.yaml"), str(REPO / "flows" / "student.yaml")]
@@ -352,7 +358,10 @@ async def snapshot(dep: Deployment) -> dict[tuple[str, int], tuple]:
     if dep.store_kind == "memory":
         convs = list(dep.memory_store._items.values())
     else:
-        from integrations.storage.conversations import ConversationDoc, MongoConversationStore
+        from integrations.storage.conversations import (
+            ConversationDoc,
+            MongoConversationStore,
+        )
 
         convs = [MongoConversationStore._to_conversation(raw)
                  for raw in ConversationDoc._get_collection().find({})]

@@ -34,12 +34,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.interpreter import TIMEOUT_EVENT, is_transient
-from engine.simulator import SimUser, Simulator
+from engine.simulator import Simulator, SimUser
 from engine.store import Conversation, MemoryStore
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
-from integrations.storage.documents import AttendanceRecord, Session, Student, Teacher, utcnow
 from integrations.roster import records
 from integrations.roster.base import StudentInfo
+from integrations.storage.documents import (
+    AttendanceRecord,
+    Session,
+    Student,
+    Teacher,
+    utcnow,
+)
 
 from .kit import CLASS, FAKE_MATCH, FAKE_MISMATCH, FAKE_NOFACE, Deployment, passed
 

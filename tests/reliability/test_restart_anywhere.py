@@ -21,8 +21,8 @@ from typing import Any, Optional
 import pytest
 
 from engine.interpreter import TIMEOUT_EVENT
-from integrations.storage.documents import AttendanceRecord, Session
 from integrations.attendance.reports import ReportScheduler
+from integrations.storage.documents import AttendanceRecord, Session
 
 from .kit import (
     CLASS,

@@ -18,6 +18,7 @@ from integrations.app.cli.common import settings_or_exit
 from integrations.app.stats import STATS_FILE, db_counts
 from integrations.attendance.outbox_worker import OutboxWorker, PassResult
 from integrations.foundation import crypto
+from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
 from integrations.foundation.timefmt import as_utc
 from integrations.presence.faces import make_verifier
@@ -205,7 +206,7 @@ async def _retry(settings: Settings) -> PassResult:
     crypto.init_secret_box(settings)
     roster = RosterService(make_roster_backend(settings))
     verifier = None
-    if await asyncio.to_thread(outbox.pending_count, outbox.VERIFICATION):
+    if await run_blocking(outbox.pending_count, outbox.VERIFICATION):
         verifier = make_verifier(settings)
     try:
         worker = OutboxWorker(roster, verifier, None, timezone=settings.timezone)
