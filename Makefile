@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(PY) run.py demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 check: $(STAMP)

@@ -16,6 +16,8 @@ from typing import Optional
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from integrations.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 KEYGEN_HINT = (
@@ -82,8 +84,6 @@ def get_secret_box() -> SecretBox:
     global _box
     with _box_lock:
         if _box is None:
-            from integrations.settings import get_settings
-
             settings = get_settings()
             key = settings.secret_key.get_secret_value() if settings.secret_key else None
             _box = make_secret_box(key, settings.app_env)

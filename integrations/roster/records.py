@@ -1,7 +1,9 @@
 """Helpers both backends share: sessions (create, find), teachers (find, bind), the report."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 from typing import Any, Iterable, Mapping, Optional
 
@@ -188,9 +190,6 @@ def _cell(value: str) -> str:
 
 def report_csv(report: Report) -> bytes:
     """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly)."""
-    import csv
-    import io
-
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["student_id", "name", "batch", "phone", "status", "method", "time", "similarity", "distance_m"])

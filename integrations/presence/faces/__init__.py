@@ -4,19 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.presence.faces.base import FaceResult, FaceVerifier, safe_id
+from integrations.presence.faces.local import LocalFaceVerifier
+from integrations.presence.faces.rekognition import RekognitionFaceVerifier
 
 __all__ = ["FaceResult", "FaceVerifier", "make_verifier", "safe_id"]
 
 
 def make_verifier(settings: Any, **kwargs: Any) -> FaceVerifier:
-    """Build the configured verifier ("local" or "rekognition"); boto3 is imported only if needed."""
+    """Build the configured verifier ("local" or "rekognition"); boto3 and dlib are imported only when used."""
     kind = getattr(settings, "face_verifier", "local")
     if kind == "rekognition":
-        from integrations.presence.faces.rekognition import RekognitionFaceVerifier
-
         return RekognitionFaceVerifier.from_settings(settings, **kwargs)
     if kind == "local":
-        from integrations.presence.faces.local import LocalFaceVerifier
-
         return LocalFaceVerifier.from_settings(settings)
     raise ValueError(f"unknown FACE_VERIFIER {kind!r} (expected 'local' or 'rekognition')")
