@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,diagram]'
+	$(PY) -m pip install --quiet -e '.[test,diagram,embedded]'
 	touch $(STAMP)
 
 demo: $(STAMP)

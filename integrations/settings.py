@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     log_json: bool = False
 
     # --- storage
-    store: Literal["memory", "mongo"] = "memory"
-    mongodb_uri: str = "mongomock://localhost/attendance"
+    store: Literal["memory", "mongo"] = "mongo"  # where conversations live
+    mongodb_uri: Optional[str] = None  # unset: the embedded server on DATA_DIR (SecantusDB)
+    allow_embedded_db: bool = False  # APP_ENV=production refuses the embedded server without it
     secret_key: Optional[SecretStr] = None  # Fernet key for secrets at rest
 
     # --- Telegram (MTProto via Pyrogram)
@@ -92,6 +93,26 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
 
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _server_uri(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must be a mongodb:// or mongodb+srv:// URI (unset: the embedded database)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_storage(self) -> "Settings":
+        if self.app_env != "production":
+            return self
+        if self.store == "memory":
+            raise ValueError("APP_ENV=production keeps conversations in MongoDB: unset STORE or set STORE=mongo")
+        if self.mongodb_uri is None and not self.allow_embedded_db:
+            raise ValueError("APP_ENV=production needs MONGODB_URI (mongodb://host:27017/attendance); "
+                             "to run on the embedded database anyway, set ALLOW_EMBEDDED_DB=1")
+        return self
+
     def missing_for_telegram(self) -> list[str]:
         """Names of settings the real Telegram transport needs but that are not set."""
         needed = {
@@ -113,7 +134,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = ".".join(str(part) for part in err["loc"]).upper() or "settings"
+            name = ".".join(str(part) for part in err["loc"]).upper()
+            if not name:  # a rule across settings: its message names them
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
             shown = "<hidden>" if name.lower() in _SECRET_FIELDS else repr(err.get("input"))
             lines.append(f"  {name}: {err['msg']} (got {shown})")
         raise SettingsError("Invalid settings:\n" + "\n".join(lines)) from None

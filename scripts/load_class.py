@@ -11,7 +11,7 @@ Run on demand (a small version runs in CI: tests/load/test_load_small.py):
 What runs, all in this process:
 
 * the real engine, flows/teacher.yaml and flows/student.yaml with their real hooks, the
-  conversation store (``--store memory`` or ``mongo`` = MongoConversationStore on mongomock), the
+  conversation store (``--store memory`` or ``mongo`` = MongoConversationStore on the database server), the
   report scheduler and the verification queue (``--workers`` threads);
 * the roster: a CSV (1 teacher, N students in ``--batches`` batches) generated into a temporary
   folder and imported with ``integrations.roster.csv_import``;
@@ -379,8 +379,14 @@ async def run(cfg: Config) -> dict[str, Any]:
     write_roster_csv(csv_path, students)
 
     api = start_fake_api(csv_path, cfg.api_latency) if cfg.roster == "http" else None
+    server = None  # without MONGODB_URI: a private SecantusDB server in memory, for this run only
+    if not os.environ.get("MONGODB_URI"):
+        from integrations.storage.embedded import EmbeddedServer
+
+        server = EmbeddedServer(workdir / "db", memory=True).start()
+    mongo_uri = os.environ.get("MONGODB_URI") or f"{server.base_uri}/load_{os.getpid()}"
     env = {
-        "APP_ENV": "test", "STORE": cfg.store, "MONGODB_URI": f"mongomock://localhost/load_{os.getpid()}",
+        "APP_ENV": "test", "STORE": cfg.store, "MONGODB_URI": mongo_uri,
         "ROSTER_BACKEND": "http" if cfg.roster == "http" else "local",
         "VERIFY_WORKERS": str(cfg.workers), "VERIFY_QUEUE_CAPACITY": str(max(1000, 2 * cfg.students)),
         "REPORT_BUFFER_SECONDS": "1", "FACES_DIR": str(workdir / "faces"), "FACE_VERIFIER": "local",
@@ -674,6 +680,8 @@ async def run(cfg: Config) -> dict[str, Any]:
         stats.sort_stats("cumulative").print_stats(cfg.profile_lines)
         result["profile_text"] = buf.getvalue()
     await app.stop()
+    if server is not None:
+        server.stop()
     if api is not None:
         api.stop()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -695,7 +703,7 @@ def machine() -> dict[str, Any]:
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     versions = {}
-    for pkg in ("python-statemachine", "mongoengine", "mongomock", "opencv-python-headless", "requests"):
+    for pkg in ("python-statemachine", "mongoengine", "pymongo", "SecantusDB", "opencv-python-headless", "requests"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -770,7 +778,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, argparse.Names
                    help="multiply window, think, api and face latency by this (0.1 for a quick run)")
     p.add_argument("--workers", type=int, default=32, help="verification queue workers (VERIFY_WORKERS; default 32)")
     p.add_argument("--store", choices=("memory", "mongo"), default="memory",
-                   help="conversation store: in-memory, or MongoConversationStore on mongomock")
+                   help="conversation store: in-memory, or MongoConversationStore on the database (MONGODB_URI, else a private SecantusDB in memory)")
     p.add_argument("--roster", choices=("http", "slow-local"), default="http",
                    help="http: ROSTER_BACKEND=http + fake API on loopback (default); slow-local: LocalRoster + sleeps")
     p.add_argument("--batches", type=int, default=4)

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
 
 import pytest
+
+from integrations.storage.embedded import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repo into a folder with a copy of shared/ beside it; sessions have /work/shared.
@@ -14,6 +19,39 @@ FACES_DIR = next(
 )
 
 os.environ.setdefault("APP_ENV", "test")
+
+# ------------------------------------------------------------------ the database server of the run
+# Every test talks to a real MongoDB wire server: SecantusDB in memory, started once for the run
+# (a separate process), or any server named by TEST_MONGODB_URI (e.g. a real mongod).
+_server: Optional[EmbeddedServer] = None
+_base_uri = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _server, _base_uri
+    given = os.environ.get("TEST_MONGODB_URI")
+    if given:
+        parts = urlsplit(given)
+        _base_uri = f"{parts.scheme}://{parts.netloc}"
+        return
+    _server = EmbeddedServer(Path(config.rootpath) / ".pytest-secantus", memory=True).start()
+    _base_uri = _server.base_uri
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _server is not None:
+        _server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _server is not None:
+        return f"database: SecantusDB in memory at {_base_uri.removeprefix('mongodb://')} (a separate process)"
+    return f"database: TEST_MONGODB_URI server {urlsplit(_base_uri).hostname}"
+
+
+def fresh_db_uri(prefix: str = "test") -> str:
+    """A database of its own on the run's server (a new name each call, so it starts empty)."""
+    return f"{_base_uri}/{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

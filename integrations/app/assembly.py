@@ -41,7 +41,7 @@ from integrations.roster.base import RosterBackend
 from integrations.roster.local import LocalRoster
 from integrations.roster.service import RosterService
 from integrations.settings import Settings, get_settings
-from integrations.storage.connection import connect_db
+from integrations.storage.connection import Database, open_database
 from integrations.storage.conversations import MongoConversationStore
 from integrations.storage.indexes import ensure_indexes
 
@@ -73,8 +73,10 @@ class App:
     outbox: OutboxWorker
     verifier: FaceVerifier
     connect: bool = True  # False: the caller connected the database already (tests)
+    ephemeral_db: bool = False  # without MONGODB_URI: a private in-memory database (simulations, demo)
     owns_roster: bool = True  # closed by stop() only when build_app made it
     owns_verifier: bool = True
+    database: Optional[Database] = field(default=None, repr=False)
     _storage_open: bool = field(default=False, repr=False)
 
     # -- convenience for transports and tests
@@ -98,7 +100,9 @@ class App:
         if self._storage_open:
             return
         if self.connect:
-            connect_db(self.settings.mongodb_uri)
+            self.database = open_database(self.settings.mongodb_uri, self.settings.data_dir,
+                                          ephemeral=self.ephemeral_db)
+            log.info("database: %s", self.database.description)
         ensure_indexes()
         crypto.init_secret_box(self.settings)
         self._storage_open = True
@@ -130,6 +134,10 @@ class App:
             self.services.roster.close()
         if self.owns_verifier:
             self.verifier.close()
+        if self.database is not None:  # stops the embedded server if this process started it
+            self.database.close()
+            self.database = None
+            self._storage_open = False
 
     async def __aenter__(self) -> "App":
         await self.start()
@@ -151,6 +159,7 @@ def build_app(
     registry: Optional[HookRegistry] = None,
     clock: Callable[[], float] = time.time,
     connect: bool = True,
+    ephemeral_db: bool = False,
     outbox_interval: Optional[float] = None,
 ) -> App:
     """Everything one instance runs with; pass a part to replace the configured one. No I/O.
@@ -181,5 +190,6 @@ def build_app(
     notify.bind(engine.post_event)
     worker = OutboxWorker(service, verifier, notify, timezone=settings.timezone,
                           interval=outbox_interval or settings.outbox_interval_seconds)
-    return App(settings, engine, services, worker, verifier, connect=connect, owns_roster=owns_roster,
+    return App(settings, engine, services, worker, verifier, connect=connect, ephemeral_db=ephemeral_db,
+               owns_roster=owns_roster,
                owns_verifier=owns_verifier)

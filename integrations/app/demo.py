@@ -1,6 +1,6 @@
 """The offline demo: one teacher and a class of 30 through the real engine, flows and hooks.
 
-No network, no credentials: local roster (in-memory MongoDB), local face verifier (dlib) on the
+No network, no credentials: local roster (a private in-memory database server), local face verifier (dlib) on the
 sample photos and video notes, the in-process simulator as Telegram. Most students succeed;
 some are far away, type wrong codes, are impostors, send a note without a face, or come after
 the session closed. It prints each student's conversation in brief and the teacher's report.
@@ -130,7 +130,7 @@ async def run_demo(echo: bool = True) -> int:
     os.environ.update({"FACES_DIR": str(DEMO_DIR / "faces"), "REPORT_BUFFER_SECONDS": "2",
                        "VERIFY_WORKERS": os.environ.get("VERIFY_WORKERS", "4")})
     get_settings.cache_clear()
-    app = build_app(get_settings(), flows=REPO / "flows")
+    app = build_app(get_settings(), flows=REPO / "flows", ephemeral_db=True)
     app.open_storage()
     import_roster(DEMO_DIR / "roster.csv")
     await app.start()

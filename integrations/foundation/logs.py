@@ -76,6 +76,16 @@ class JsonFormatter(logging.Formatter):
         return _json.dumps(entry, ensure_ascii=False)
 
 
+# pymongo's DEBUG command logs carry whole documents (codes, encrypted tokens, phones); the others
+# repeat request lines. Kept at WARNING whatever LOG_LEVEL says.
+QUIET_LOGGERS = ("pymongo", "mongoengine", "urllib3", "botocore", "apscheduler")
+
+
+def quiet_noisy_loggers() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 
 
@@ -95,4 +105,5 @@ def configure_logging(level: str = "INFO", json: bool = False, stream: Optional[
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("pyrogram").setLevel("DEBUG" if level.upper() == "DEBUG" else "WARNING")
+    quiet_noisy_loggers()
     return handler

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -48,9 +47,6 @@ LEASE_SECONDS = 300.0  # a claim older than this belongs to a dead worker and ma
 MAX_FRAME_BYTES = 2 * 1024 * 1024
 DELIVERED_TTL_SECONDS = 30 * 24 * 3600  # delivered entries are kept a month, then expire
 
-# mongomock (tests, demo) does not make "filter + update" atomic across threads; a MongoDB server
-# does. Holding this lock around the conditional updates makes the in-process case as strict.
-_ATOMIC = threading.Lock()
 
 
 def idempotency_key(session_id: str, student_id: str) -> str:
@@ -112,10 +108,9 @@ DOCUMENTS = (OutboxCounter, OutboxEntry)
 
 
 def _next_seq() -> int:
-    with _ATOMIC:
-        doc = OutboxCounter._get_collection().find_one_and_update(
-            {"_id": "outbox"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+    doc = OutboxCounter._get_collection().find_one_and_update(
+        {"_id": "outbox"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     return int(doc["value"])
 
 
@@ -216,14 +211,13 @@ def claim_head(kind: str, worker: str, *, skip_sessions: frozenset[str] | set[st
         return None, False
     if _live_claim(head, now) and head.claimed_by != worker:
         return None, True
-    with _ATOMIC:
-        won = OutboxEntry._get_collection().update_one(
-            {"_id": head.id, "status": PENDING,
-             "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}, {"claimed_by": worker}]},
-            {"$set": {"claimed_by": worker, "claimed_until": now + dt.timedelta(seconds=lease_s),
-                      "updated_at": now},
-             "$inc": {"attempts": 1}},
-        ).modified_count
+    won = OutboxEntry._get_collection().update_one(
+        {"_id": head.id, "status": PENDING,
+         "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}, {"claimed_by": worker}]},
+        {"$set": {"claimed_by": worker, "claimed_until": now + dt.timedelta(seconds=lease_s),
+                  "updated_at": now},
+         "$inc": {"attempts": 1}},
+    ).modified_count
     if not won:
         return None, True
     return OutboxEntry.objects(id=head.id).first(), False

@@ -12,13 +12,14 @@ from engine.loader import load_flow
 from engine.store import Conversation, VersionConflict
 from integrations.hooks.registry import build_registry
 from integrations.storage.connection import connect_db
+from tests.conftest import fresh_db_uri
 from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_mongo_store_saves_atomically_by_version() -> None:
-    connect_db("mongomock://localhost/conversations")
+    connect_db(fresh_db_uri("conversations"))
     store = MongoConversationStore()
     first = Conversation("b", 1, 1, "f", "a", {"x": [1, {"y": 2}]}, deadline=123.5)
     await store.save(first)

@@ -9,6 +9,7 @@ from integrations.app import App, build_app
 from integrations.roster.csv_import import import_roster
 from integrations.settings import load_settings
 from integrations.storage.connection import connect_db
+from tests.conftest import fresh_db_uri
 from tests.fakes.faces import FakeFaceVerifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def make_app(**overrides: Any) -> tuple[App, Simulator]:
     """The real app on a fresh database; faces always match and notes are not decoded (these
     tests are not about faces)."""
     settings = load_settings(app_env="test", report_buffer_seconds=0, **overrides)
-    connect_db("mongomock://localhost/appkit")
+    connect_db(fresh_db_uri("appkit"))
     verifier = FakeFaceVerifier()
     app = build_app(settings, flows=REPO / "flows", verifier=verifier, connect=False,
                     processor=lambda job: verifier.verify(b"", job.batch, job.student_id))

@@ -26,26 +26,34 @@ def test_demo_prints_the_report(faces_dir: Path) -> None:
 
 
 def test_no_secret_reaches_the_logs_during_a_whole_demo(faces_dir: Path, monkeypatch, caplog, capsys) -> None:  # type: ignore[no-untyped-def]
-    """Passwords, codes and keys never appear in any log record of a full demo run."""
+    """Passwords, codes, keys and phone numbers never appear in any log record of a full demo run
+    at LOG_LEVEL=DEBUG on the real database server (pymongo's command logs would show them)."""
     import asyncio
+    import io
     import logging
     import re
 
     from integrations.app.demo import run_demo
+    from integrations.foundation.logs import configure_logging
     from integrations.settings import get_settings
 
     for key in ("FACES_DIR", "REPORT_BUFFER_SECONDS", "VERIFY_WORKERS"):
         monkeypatch.delenv(key, raising=False)  # the demo sets these; restored after the test
     monkeypatch.setenv("FACE_FIXTURES_DIR", str(faces_dir))
     monkeypatch.setenv("APP_ENV", "demo")
-    with caplog.at_level(logging.DEBUG):
-        assert asyncio.run(run_demo()) == 0
+    stream = io.StringIO()
+    handler = configure_logging("DEBUG", stream=stream)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert asyncio.run(run_demo()) == 0
+    finally:
+        logging.getLogger().removeHandler(handler)
     get_settings.cache_clear()
     out = capsys.readouterr().out
     code = re.search(r"Code: (\d{6})", out).group(1)
-    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
-    assert len(caplog.records) > 20  # the run did log
-    for secret in ("demo-pass-1", code, "scrypt$"):
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records) + stream.getvalue()
+    assert len(caplog.records) > 20 and any(r.levelno == logging.DEBUG for r in caplog.records)  # it did log
+    for secret in ("demo-pass-1", code, "scrypt$", "9848000001", "900003"):
         assert secret not in logged, secret
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}", logged)  # no JWT
     assert not re.search(r"[A-Za-z0-9_-]{43}=", logged)  # no Fernet key

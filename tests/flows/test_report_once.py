@@ -16,6 +16,7 @@ from integrations.settings import load_settings
 from integrations.storage.connection import connect_db
 from integrations.storage.documents import Session, utcnow
 from integrations.storage.indexes import ensure_indexes
+from tests.conftest import fresh_db_uri
 from tests.fakes.faces import FakeFaceVerifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def app_over_the_same_database(settings) -> App:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def settings():  # type: ignore[no-untyped-def]
-    connect_db("mongomock://localhost/report_once")
+    connect_db(fresh_db_uri("report_once"))
     ensure_indexes()
     import_roster(REPO / "flows" / "scripts" / "fixtures" / "roster.csv")
     return load_settings(report_buffer_seconds=0, app_env="test")

@@ -1,4 +1,4 @@
-"""Fixtures for the integrations tests: a fresh mongomock database, a Fernet box, the fake API."""
+"""Fixtures for the integrations tests: a fresh database on the run's server, a Fernet box, the fake API."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +7,12 @@ import uuid
 import pytest
 
 from integrations.api.client import AttendanceApiClient
+import mongoengine
+
 from integrations.foundation import crypto
 from integrations.storage.connection import connect_db, disconnect_db
 from integrations.storage.indexes import ensure_indexes
+from tests.conftest import fresh_db_uri
 from tests.fakes.fake_attendance_api import FakeAttendanceApi
 
 PASSWORD = "S3cret-Pa55word!"
@@ -17,9 +20,10 @@ PASSWORD = "S3cret-Pa55word!"
 
 @pytest.fixture
 def db():
-    connect_db(f"mongomock://localhost/test_{uuid.uuid4().hex[:8]}")
+    client = connect_db(fresh_db_uri("test"))
     ensure_indexes()
     yield
+    client.drop_database(mongoengine.get_db().name)
     disconnect_db()
 
 

@@ -78,9 +78,9 @@ def test_init_secret_box_from_settings():
     from integrations.settings import load_settings
 
     with pytest.raises(SecretKeyError):
-        crypto.init_secret_box(load_settings(app_env="production", secret_key=None))
+        crypto.init_secret_box(load_settings(app_env="production", secret_key=None, allow_embedded_db=True))
     key = generate_key()
-    box = crypto.init_secret_box(load_settings(app_env="production", secret_key=key))
+    box = crypto.init_secret_box(load_settings(app_env="production", secret_key=key, allow_embedded_db=True))
     try:
         assert crypto.get_secret_box() is box
         assert SecretBox([key]).decrypt(box.encrypt("x")) == "x"

@@ -1,6 +1,6 @@
 """A small whole-class load run in CI (issue 7): scripts/load_class.py with ~50 students.
 
-Each run is its own process (fresh settings, mongomock database and verification queue), as
+Each run is its own process (fresh settings, its own database on the test server, verification queue), as
 scripts run in CI. Asserts correctness only -- every student recorded exactly once, one verdict
 each, /status and the teacher's report say present N/N, the fake external API holds N -- never
 timings, which depend on the machine.
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fresh_db_uri
+
 REPO = Path(__file__).resolve().parents[2]
 STUDENTS = 50
 
@@ -23,7 +25,7 @@ STUDENTS = 50
 @pytest.mark.parametrize("store,roster", [("memory", "http"), ("mongo", "slow-local")])
 def test_small_class_recorded_exactly_once(store: str, roster: str, faces_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    env = {**os.environ, "FACE_FIXTURES_DIR": str(faces_dir)}
+    env = {**os.environ, "FACE_FIXTURES_DIR": str(faces_dir), "MONGODB_URI": fresh_db_uri("load")}
     run = subprocess.run(
         [sys.executable, "scripts/load_class.py", "--students", str(STUDENTS), "--window", "3", "--think", "0.05",
          "--api-latency", "0.05", "--face-latency", "0.05", "--workers", "8", "--batches", "3",

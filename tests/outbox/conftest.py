@@ -80,8 +80,7 @@ def box():
 @pytest.fixture
 def settings(api):  # noqa: F811
     return load_settings(_env_file=None, app_env="test", roster_backend="http", base_url=api.base_url,
-                         secret_key=KEY, timezone="UTC", verify_workers=1, face_max_attempts=3,
-                         mongodb_uri="mongomock://localhost/outbox")
+                         secret_key=KEY, timezone="UTC", verify_workers=1, face_max_attempts=3)
 
 
 @pytest.fixture

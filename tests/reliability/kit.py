@@ -1,7 +1,7 @@
 """Helpers for the reliability tests: app instances that come and go over one database and store.
 
-A :class:`Deployment` is what outlives a process: the MongoDB database (mongomock, connected once
-and never reconnected, since ``connect_db("mongomock://...")`` would give a fresh, empty database),
+A :class:`Deployment` is what outlives a process: the MongoDB database (one database on the run's
+server, connected once),
 the conversation store (the same :class:`MemoryStore` object, or a new
 :class:`MongoConversationStore` over the same database each time) and the user's screen (one
 :class:`Simulator` inbox that every instance delivers to). An *instance* is everything a process
@@ -43,6 +43,7 @@ from integrations.storage.connection import connect_db, disconnect_db
 from integrations.storage.conversations import ConversationDoc, MongoConversationStore
 from integrations.storage.documents import AttendanceRecord, Session
 from integrations.storage.indexes import ensure_indexes
+from tests.conftest import fresh_db_uri
 from tests.fakes.faces import (
     FAKE_MATCH,
     FAKE_MISMATCH,
@@ -125,7 +126,7 @@ def passed(calls: list[HookCall], hook: str, session_id: str, student_id: str) -
 # ------------------------------------------------------------------------------ the database
 def make_settings(faces_dir: Path, **overrides: Any) -> Settings:
     options: dict[str, Any] = dict(
-        _env_file=None, app_env="test", store="memory", mongodb_uri="mongomock://localhost/reliability",
+        _env_file=None, app_env="test", store="memory",
         faces_dir=faces_dir, report_buffer_seconds=1, verify_workers=2, verify_queue_capacity=100,
         face_max_attempts=3, otp_max_attempts=5, location_distance_limit_meters=50.0, timezone="UTC",
         session_duration_seconds=300, video_max_seconds=60, video_max_bytes=8 * 1024 * 1024,
@@ -135,9 +136,9 @@ def make_settings(faces_dir: Path, **overrides: Any) -> Settings:
 
 
 def connect_fresh_db() -> str:
-    """A new, empty mongomock database with the roster of the simulation scripts."""
+    """A new, empty database with the roster of the simulation scripts."""
     name = f"reliability_{uuid.uuid4().hex[:8]}"
-    connect_db(f"mongomock://localhost/{name}")
+    connect_db(fresh_db_uri(name))
     ensure_indexes()
     import_roster(ROSTER_CSV)
     return name

@@ -54,7 +54,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     setup = (script or {}).get("setup") or {}
     apply_env(setup)
     settings = get_settings()
-    app = build_app(settings, flows=flows)
+    app = build_app(settings, flows=flows, ephemeral_db=True)
     app.open_storage()
     variables = prepare(setup, settings.faces_dir)
     await app.start()

@@ -5,13 +5,14 @@ Each returns an exit status and prints plain text (never secrets, codes or phone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Iterator, Optional, TextIO
 
 from integrations.app.assembly import make_roster_backend
 from integrations.app.cli.common import settings_or_exit
@@ -27,7 +28,8 @@ from integrations.roster.csv_import import CsvImportError, import_roster
 from integrations.roster.service import RosterService
 from integrations.settings import Settings, SettingsError
 from integrations.storage import outbox
-from integrations.storage.connection import connect_db
+from integrations.storage.connection import Database, open_database
+from integrations.storage.embedded import EmbeddedDatabaseError
 from integrations.storage.documents import Session, utcnow
 from integrations.storage.indexes import ensure_indexes
 from integrations.telegram import (
@@ -38,16 +40,22 @@ from integrations.telegram import (
 )
 
 
-def open_db(settings: Settings) -> None:
-    in_memory_warning(settings)
-    connect_db(settings.mongodb_uri)
-    ensure_indexes()
-
-
-def in_memory_warning(settings: Settings, out: TextIO = sys.stderr) -> None:
-    if settings.mongodb_uri.startswith("mongomock://"):
-        print("note: MONGODB_URI is in-memory (mongomock); this command sees only this process's data. "
-              "Point MONGODB_URI at a MongoDB server (mongodb://host:27017/attendance) to share it.", file=out)
+@contextlib.contextmanager
+def database(settings: Settings, connect: bool = True) -> Iterator[Optional[Database]]:
+    """The app's database for one command (MONGODB_URI, or the embedded server on DATA_DIR)."""
+    if not connect:
+        yield None
+        return
+    try:
+        db = open_database(settings.mongodb_uri, settings.data_dir)
+    except EmbeddedDatabaseError as exc:
+        print(f"cannot open the database: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        ensure_indexes()
+        yield db
+    finally:
+        db.close()
 
 
 # ------------------------------------------------------------------------------------------ keygen
@@ -58,7 +66,13 @@ def keygen() -> int:
 
 # ---------------------------------------------------------------------------------------- roster
 def roster_import(settings: Settings, path: str) -> int:
-    open_db(settings)
+    with database(settings) as db:
+        assert db is not None
+        print(f"database: {db.description}")
+        return _import(path)
+
+
+def _import(path: str) -> int:
     try:
         result = import_roster(path)
     except CsvImportError as exc:
@@ -80,8 +94,11 @@ def hash_password() -> int:
 # ------------------------------------------------------------------------------------------ export
 def export(settings: Settings, session_id: str, fmt: str, output: Optional[str], *, connect: bool = True) -> int:
     """A session's attendance as CSV or JSON: a backup anyone can open."""
-    if connect:
-        open_db(settings)
+    with database(settings, connect):
+        return _export(settings, session_id, fmt, output)
+
+
+def _export(settings: Settings, session_id: str, fmt: str, output: Optional[str]) -> int:
     backend = make_roster_backend(settings)
     try:
         report = backend.report(session_id)
@@ -112,10 +129,11 @@ def export(settings: Settings, session_id: str, fmt: str, output: Optional[str],
 
 # ------------------------------------------------------------------------------------------- stats
 def stats(settings: Settings) -> int:
-    open_db(settings)
-    print("database:")
-    for key, value in db_counts().items():
-        print(f"  {key}: {value}")
+    with database(settings) as db:
+        assert db is not None
+        print(f"database: {db.description}")
+        for key, value in db_counts().items():
+            print(f"  {key}: {value}")
     path = settings.data_dir / STATS_FILE
     try:
         snapshot = json.loads(path.read_text())
@@ -140,11 +158,11 @@ def health(settings: Settings) -> int:
     """Store reachable, Telegram settings well-formed, face verifier ready, scheduler, heartbeat."""
     checks: list[tuple[str, bool, str]] = []
     try:
-        open_db(settings)
-        Session.objects.limit(1).count()
-        checks.append(("store", True, "mongomock (in-memory)" if settings.mongodb_uri.startswith("mongomock://")
-                       else "reachable"))
-    except Exception as exc:  # noqa: BLE001 - report any failure as unhealthy
+        with database(settings) as db:
+            assert db is not None
+            Session.objects.limit(1).count()
+            checks.append(("store", True, f"{db.description}, reachable"))
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - report any failure as unhealthy
         checks.append(("store", False, type(exc).__name__))
     missing = settings.missing_for_telegram()
     if missing:
@@ -223,15 +241,14 @@ def outbox_command(settings: Settings, retry: bool = False, *, out: TextIO = sys
     Exit status: 0, or 1 when --retry left entries pending because a service is still down.
     Messages to students are not sent from here (no bot): the running bot's worker posts them.
     """
-    if connect:
-        open_db(settings)
-    print_entries(out)
-    if not retry:
-        return 0
-    result = asyncio.run(_retry(settings))
-    print(f"retry: {result.summary()}", file=out)
-    print_entries(out)
-    return 1 if result.remaining and not result.ok else 0
+    with database(settings, connect):
+        print_entries(out)
+        if not retry:
+            return 0
+        result = asyncio.run(_retry(settings))
+        print(f"retry: {result.summary()}", file=out)
+        print_entries(out)
+        return 1 if result.remaining and not result.ok else 0
 
 
 # -------------------------------------------------------------------------------------- the parser
