@@ -24,6 +24,7 @@ from integrations.api.roster import HttpRoster
 from integrations.attendance.frames import FrameKeeper
 from integrations.attendance.notify import Notifier
 from integrations.attendance.outbox_worker import OutboxWorker
+from integrations.attendance.recovery import resume_interrupted_checks
 from integrations.attendance.reports import ReportScheduler
 from integrations.attendance.services import Services
 from integrations.attendance.verification import VerificationWorkflow
@@ -72,6 +73,7 @@ class App:
     services: Services
     outbox: OutboxWorker
     verifier: FaceVerifier
+    notify: Notifier
     connect: bool = True  # False: the caller connected the database already (tests)
     ephemeral_db: bool = False  # without MONGODB_URI: a private in-memory database (simulations, demo)
     owns_roster: bool = True  # closed by stop() only when build_app made it
@@ -115,8 +117,10 @@ class App:
         log.info("report scheduler started; %d pending report(s) re-armed", rearmed)
         self.services.verify_queue.start()
         self.outbox.start()  # delivers what an API or face-service outage left behind
+        started_at = time.time()
         rearmed = await self.engine.start()
         log.info("engine started; %d conversation timeout(s) re-armed", rearmed)
+        await resume_interrupted_checks(self.engine.store, self.notify, started_at=started_at)
 
     async def drain(self) -> None:
         """Stop taking updates, finish in-flight steps and verifications (their answers too)."""
@@ -190,6 +194,6 @@ def build_app(
     notify.bind(engine.post_event)
     worker = OutboxWorker(service, verifier, notify, timezone=settings.timezone,
                           interval=outbox_interval or settings.outbox_interval_seconds)
-    return App(settings, engine, services, worker, verifier, connect=connect, ephemeral_db=ephemeral_db,
+    return App(settings, engine, services, worker, verifier, notify, connect=connect, ephemeral_db=ephemeral_db,
                owns_roster=owns_roster,
                owns_verifier=owns_verifier)

@@ -18,8 +18,12 @@ RETRY_LATER = "retry_later"  # the face service was down and the frame could not
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 NO_REFERENCE = "no_reference"
 BAD_VIDEO = "bad_video"
+CHECK_INTERRUPTED = "check_interrupted"  # the process died while a face check was running
 VERIFIED_LATER = "verified_later"  # outbox: a late face check matched
 NOT_VERIFIED_LATER = "not_verified_later"  # outbox: a late face check did not
+
+# -- the student flow's state that waits for a face check's answer (flows/student.yaml)
+VERIFYING_STATE = "verifying"
 
 # -- face check reasons
 MATCH = "match"
