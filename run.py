@@ -48,6 +48,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     from engine.script import run_script
     from engine.simulator import InputError, SimUser, Simulator
     from integrations.app import build_app
+    from integrations.presence.media_reader import read_video_note
 
     script = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
     flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
@@ -63,7 +64,8 @@ async def _simulate(args: argparse.Namespace) -> int:
     engine = app.engine
     variables = prepare(setup, get_settings().faces_dir)
     await app.start()
-    sim = Simulator(engine, echo=print if (not args.script or args.verbose) else None)
+    sim = Simulator(engine, echo=print if (not args.script or args.verbose) else None,
+                    media_reader=read_video_note)
     try:
         if script:
             default_bot = next(iter(engine.flows))

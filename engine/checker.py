@@ -6,29 +6,12 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
+from .errors import FlowProblem
 from .hooks import HookRegistry
-from .spec import (
-    BUILTIN_KEYS,
-    FlowSpec,
-    Handler,
-    StateSpec,
-)
-
-
-@dataclass(frozen=True)
-class FlowError:
-    path: str
-    line: int
-    message: str
-    state: Optional[str] = None
-    kind: str = "error"
-
-    def __str__(self) -> str:
-        where = f"state '{self.state}': " if self.state else ""
-        return f"{self.path}:{self.line}: {where}{self.message}"
+from .constants import BUILTIN_KEYS
+from .spec import FlowSpec, Handler, StateSpec
 
 
 _FORMATTER = string.Formatter()
@@ -95,12 +78,12 @@ def _texts_of_state(s: StateSpec) -> Iterable[str]:
         yield from _texts_of_handler(h)
 
 
-def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowError]:
+def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowProblem]:
     """Every semantic problem of one (schema-valid) flow."""
-    errors: list[FlowError] = []
+    errors: list[FlowProblem] = []
 
     def err(line: int, message: str, state: Optional[str] = None, kind: str = "error") -> None:
-        errors.append(FlowError(spec.path, line, message, state, kind))
+        errors.append(FlowProblem(spec.path, line, message, state, kind))
 
     states = spec.states
     if spec.start not in states:

@@ -9,27 +9,32 @@ from typing import Any
 
 from statemachine.io import create_machine_class_from_definition
 
+from .constants import (
+    COMMAND_PREFIX,
+    INTERNAL_PREFIX,
+    NEXT_EVENT,
+    OPTION_PREFIX,
+    OUTCOME_PREFIX,
+    RETRY_EVENT,
+    TIMEOUT_EVENT,
+)
 from .spec import FlowSpec, StateSpec
 
 
-def event_next() -> str:
-    return "next"
-
-
 def event_outcome(outcome: str) -> str:
-    return f"o_{outcome}"
+    return f"{OUTCOME_PREFIX}{outcome}"
 
 
 def event_option(option_id: str) -> str:
-    return f"opt_{option_id}"
+    return f"{OPTION_PREFIX}{option_id}"
 
 
 def event_command(name: str) -> str:
-    return f"cmd_{name}"
+    return f"{COMMAND_PREFIX}{name}"
 
 
 def event_internal(name: str) -> str:
-    return f"ev_{name}"
+    return f"{INTERNAL_PREFIX}{name}"
 
 
 def _state_transitions(flow: FlowSpec, state: StateSpec, include_global: bool) -> dict:
@@ -39,15 +44,15 @@ def _state_transitions(flow: FlowSpec, state: StateSpec, include_global: bool) -
         if target:
             on.setdefault(event, []).append({"target": target})
 
-    add(event_next(), state.next)
+    add(NEXT_EVENT, state.next)
     for outcome, handler in state.on.items():
         add(event_outcome(outcome), handler.goto)
     for option in state.options:
         add(event_option(option.id), option.goto)
     if state.timeout:
-        add("timeout", state.timeout.goto)
+        add(TIMEOUT_EVENT, state.timeout.goto)
     if state.retry:
-        add("retry", state.retry.goto)
+        add(RETRY_EVENT, state.retry.goto)
     commands = {**(flow.commands if include_global else {}), **state.commands}
     for name, handler in commands.items():
         add(event_command(name), handler.goto)

@@ -9,13 +9,11 @@ import logging
 import string
 from typing import Any, Mapping, Optional, Sequence
 
+from .constants import DEFAULT_DONE_LABEL, DONE_CHOICE, MAX_TEXT, TICK
 from .spec import StateSpec
 from .types import Button, InlineButton, SendText
 
 log = logging.getLogger(__name__)
-
-TICK = "✅ "
-MAX_TEXT = 4096  # Telegram's message length limit
 
 
 class _SafeFormatter(string.Formatter):
@@ -69,7 +67,7 @@ def inline_options(
         for i, (opt_id, label) in enumerate(options)
     ]
     if done_label:
-        rows.append([InlineButton(done_label, callback_data(epoch, "done"))])
+        rows.append([InlineButton(done_label, callback_data(epoch, DONE_CHOICE))])
     return rows
 
 
@@ -88,7 +86,7 @@ def prompt_action(
     if state.ask == "choice":
         return SendText(text, inline=inline_options(options, epoch))
     if state.ask == "multichoice":
-        done = fill(state.done_label or "Done", values)
+        done = fill(state.done_label or DEFAULT_DONE_LABEL, values)
         return SendText(text, inline=inline_options(options, epoch, selected, done))
     if state.suggestions:
         return SendText(text, keyboard=[[Button(fill(s, values)) for s in state.suggestions]])

@@ -8,22 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-INPUT_KINDS = ("text", "number", "contact", "location", "video_note", "choice", "multichoice")
-# Which Update kinds answer which ask kind.
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "text": ("text",),
-    "number": ("text",),
-    "contact": ("contact",),
-    "location": ("location",),
-    "video_note": ("video_note",),
-    "choice": ("callback", "text"),
-    "multichoice": ("callback",),
-}
-# Media that must come from the sender themselves unless the state says otherwise.
-FORWARD_SENSITIVE = ("contact", "location", "video_note")
-BUILTIN_KEYS = ("first_name", "user_id", "chat_id", "command_args")
-REQUIRED_COMMANDS = ("start", "cancel", "help")
-
+from .constants import FORWARD_SENSITIVE
 
 @dataclass
 class Document:

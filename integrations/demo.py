@@ -17,6 +17,8 @@ from pathlib import Path
 
 from engine.simulator import SimUser, Simulator
 
+from .presence.media_reader import read_video_note
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "demo_data"
 CLASS = (17.385, 78.4867)  # the classroom
@@ -133,7 +135,7 @@ async def run_demo(echo: bool = True) -> int:
     app = build_app(REPO / "flows")
     import_roster(DEMO_DIR / "roster.csv")
     await app.start()
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     teacher = SimUser("asha", 5001, "teacher", "Asha")
     print(f"Demo class: {CLASS_SIZE} students in PFS-101 and PFS-102; teacher Asha Rao.\n")
     try:

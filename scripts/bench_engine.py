@@ -505,7 +505,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-tracemalloc", action="store_true", help="RSS figure only")
     p.add_argument("--warmup", type=int, default=100, help="chats run first and not measured")
     p.add_argument("--timers", action="store_true",
-                   help="use_timers=True: APScheduler jobs for every state with a timeout")
+                   help="use_timers=True: an event-loop timer for every state with a timeout")
     p.add_argument("--cpu", type=int, default=-1,
                    help="pin the process (and its to_thread workers) to this CPU (default -1: no pinning;"
                         " the GIL keeps it on about one core anyway)")

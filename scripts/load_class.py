@@ -390,10 +390,11 @@ async def run(cfg: Config) -> dict[str, Any]:
         env["BASE_URL"] = api.base_url
     os.environ.update(env)
 
-    from engine.simulator import Simulator, SimUser, video_duration
+    from engine.simulator import Simulator, SimUser
     from integrations.app import build_app
     from integrations.models import AttendanceRecord, Session
     from integrations.presence import video as video_mod
+    from integrations.presence.media_reader import video_duration
     from integrations.roster.csv_import import import_roster
     from integrations.roster.service import RosterService
     from integrations.settings import get_settings

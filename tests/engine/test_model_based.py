@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, find, settings as hyp_settings
 from hypothesis import strategies as st
 
 from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.interpreter import OPTIONS_KEY, TIMEOUT_EVENT, Step
+from engine.constants import OPTIONS_KEY, TIMEOUT_EVENT
+from engine.step import Step
 from engine.loader import CompiledFlow, flow_files, load_flow
 from engine.spec import StateSpec
 from engine.store import Conversation
@@ -175,7 +176,7 @@ class Harness:
         if event.startswith("opt_"):
             index = next(i for i, o in enumerate(state.options) if o.id == event[4:])
             return (await self.step(conv, *valid_inputs(state, index)[0])).trace
-        if event == "timeout":
+        if event == TIMEOUT_EVENT:
             conv.deadline = 0.0
             return (await self.step(conv, "event", Event(TIMEOUT_EVENT, {"epoch": EPOCH}))).trace
         if event == "retry":

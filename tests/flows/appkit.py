@@ -8,6 +8,7 @@ from engine.simulator import SimUser, Simulator
 from integrations.app import App, build_app
 from integrations.db import connect_db, ensure_indexes
 from integrations.presence.faces.base import FaceResult, FaceVerifier
+from integrations.presence.media_reader import read_video_note
 from integrations.presence.verify_queue import VerifyQueue
 from integrations.reports import ReportScheduler
 from integrations.roster import make_roster
@@ -56,7 +57,7 @@ def make_app(**overrides: Any) -> tuple[App, Simulator]:
                                         capacity=100, workers=2)
     services.reports = ReportScheduler(services)
     app = build_app(REPO / "flows", settings, services=services)
-    return app, Simulator(app.engine)
+    return app, Simulator(app.engine, media_reader=read_video_note)
 
 
 async def open_session(sim: Simulator, teacher: SimUser = ASHA, phone: str = "+919848000001",

@@ -17,6 +17,7 @@ from integrations.app import App, build_app
 from integrations.models import Session, StudentSnapshot, Teacher
 from integrations.outbox import OutboxWorker
 from integrations.presence.faces.base import FaceResult, FaceVerifier
+from integrations.presence.media_reader import read_video_note
 from integrations.presence.verify_queue import VerifyQueue, VideoNoteProcessor
 from integrations.roster.http import HttpRoster
 from integrations.roster.service import RosterService, snapshot
@@ -200,7 +201,7 @@ async def harness(db, box, api, settings, switch, roster):  # noqa: F811
     services = Services(settings, roster, verifier, queue)
     services.outbox = OutboxWorker.for_services(services, interval=3600)  # passes run by the tests
     app = build_app([str(REPO / "flows" / "student.yaml")], settings, services=services, store=MemoryStore())
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     await app.start()
     session = open_session(roster)
     h = Harness(app, services, sim, verifier, session, api, switch)

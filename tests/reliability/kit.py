@@ -32,6 +32,7 @@ from engine.types import Outgoing
 from integrations.app import App, build_app
 from integrations.app_hooks import build_registry
 from integrations.db import connect_db, disconnect_db, ensure_indexes
+from integrations.presence.media_reader import read_video_note
 from integrations.models import AttendanceRecord, Session
 from integrations.presence.faces.base import MATCH, MISMATCH, NO_FACE, STORED, FaceResult, FaceVerifier
 from integrations.presence.verify_queue import VerifyJob, VerifyQueue, VideoNoteProcessor
@@ -264,7 +265,7 @@ class Deployment:
         instance = self.build()
         number = instance.number
         if self.sim is None:
-            self.sim = Simulator(instance.engine)
+            self.sim = Simulator(instance.engine, media_reader=read_video_note)
             receive = self.sim._receive
             instance.engine._sinks.clear()
         else:

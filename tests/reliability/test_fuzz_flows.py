@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.interpreter import TIMEOUT_EVENT, is_transient
+from engine import TIMEOUT_EVENT, is_transient
 from engine.simulator import SimUser, Simulator
 from engine.store import Conversation, MemoryStore
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote

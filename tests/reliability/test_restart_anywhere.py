@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from engine.interpreter import TIMEOUT_EVENT
+from engine import TIMEOUT_EVENT
 from integrations.models import AttendanceRecord, Session
 from integrations.reports import ReportScheduler
 

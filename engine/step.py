@@ -11,17 +11,22 @@ import re
 import time
 from typing import Any, Callable, Optional
 
-from .compiler import (
-    event_command,
-    event_internal,
-    event_next,
-    event_option,
-    event_outcome,
+from .compiler import event_command, event_internal, event_option, event_outcome
+from .constants import (
+    ACCEPTS,
+    COMMAND_ARGS_KEY,
+    DONE_CHOICE,
+    MAX_HOPS,
+    NEXT_EVENT,
+    OPTIONS_KEY,
+    RETRY_EVENT,
+    TIMEOUT_EVENT,
 )
+from .errors import FlowRuntimeError
 from .hooks import HookContext, HookRegistry, HookResult
 from .loader import CompiledFlow
 from .render import fill, inline_options, parse_callback, prompt_action
-from .spec import ACCEPTS, Handler, StateSpec
+from .spec import Handler, StateSpec
 from .store import Conversation
 from .types import (
     AnswerCallback,
@@ -41,21 +46,10 @@ from .types import (
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_EVENT = "__timeout__"
-OPTIONS_KEY = "__options"
-MAX_HOPS = 50
-
-
-def is_transient(key: str) -> bool:
-    """`_name` keys live for one step only (passwords, video bytes, report files)."""
-    return key.startswith("_") and not key.startswith("__")
-
-
-class FlowRuntimeError(RuntimeError):
-    """A flow did something its checks should have caught (e.g. an unhandled outcome)."""
-
 
 class Step:
+    """Handles one update for one conversation; the Engine persists what it leaves behind."""
+
     def __init__(
         self,
         flow: CompiledFlow,
@@ -143,14 +137,14 @@ class Step:
         if handler is None:
             self.say(self.text("unknown_command"))
             return
-        self.data["command_args"] = command.args
+        self.data[COMMAND_ARGS_KEY] = command.args
         await self._run_handler(handler, event_command(command.name))
 
     async def _on_event(self, state: StateSpec, event: Event) -> None:
         if event.name == TIMEOUT_EVENT:
             if event.data.get("epoch") == self.conv.epoch and state.timeout:
                 self.say(state.timeout.say)
-                await self._follow("timeout")
+                await self._follow(TIMEOUT_EVENT)
             return
         handler = state.events.get(event.name) or self.spec.events.get(event.name)
         if handler is None:
@@ -198,7 +192,7 @@ class Step:
                 target = next_target
                 continue
             if state.next:
-                target = self.flow.stepper.target(target, event_next()) or state.next
+                target = self.flow.stepper.target(target, NEXT_EVENT) or state.next
                 continue
             return  # a state that waits for an event or a command
         raise FlowRuntimeError(f"more than {MAX_HOPS} states without waiting for the user")
@@ -239,7 +233,7 @@ class Step:
         handler = state.on.get(result.outcome)
         if handler is None:
             if result.outcome == "ok" and state.next:
-                return self.flow.stepper.target(state.name, event_next())
+                return self.flow.stepper.target(state.name, NEXT_EVENT)
             raise FlowRuntimeError(f"hook {state.call!r} returned unhandled {result.outcome!r}")
         if handler.reset:
             self.conv.data = dict(self.spec.data)
@@ -259,7 +253,7 @@ class Step:
         self.conv.retries += 1
         if state.retry and self.conv.retries >= state.retry.max:
             self.say(state.retry.say or self.text("too_many_attempts"))
-            await self._follow("retry")
+            await self._follow(RETRY_EVENT)
         else:
             self.say(message or state.hint or self.text("wrong_kind"))
 
@@ -303,7 +297,7 @@ class Step:
             if option and option.goto:
                 await self._follow(event_option(option.id))
                 return
-        await self._follow(event_next())
+        await self._follow(NEXT_EVENT)
 
     async def _callback_value(self, state: StateSpec) -> Any:
         payload = self.update.payload
@@ -313,7 +307,7 @@ class Step:
             self._answer_callback(self.text("stale_button"))
             return None
         options = await self._options(state, refresh=False)
-        if state.ask == "multichoice" and choice == "done":
+        if state.ask == "multichoice" and choice == DONE_CHOICE:
             selected = list(self.data.get(state.save or "", []))
             if len(selected) < state.min_selected:
                 self._answer_callback(state.hint or self.text("wrong_kind"))
