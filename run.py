@@ -13,6 +13,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent
 
 
+def _flow_failure(exc: Exception) -> int:
+    """A flow that does not load: its problems as `file:line: state 'x': message`, exit 1."""
+    problems = getattr(exc, "problems", None) or [exc]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from engine.loader import check_paths, flow_files
     from integrations.app_hooks import build_registry
@@ -29,11 +37,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from engine.diagram import draw, markdown
-    from engine.loader import load_flow
+    from engine import EngineError, draw, load_flow, markdown
     from integrations.app_hooks import build_registry
 
-    flow = load_flow(args.flow, build_registry())
+    try:
+        flow = load_flow(args.flow, build_registry())
+    except EngineError as exc:
+        return _flow_failure(exc)
     text = markdown(flow.spec) if args.format == "markdown" else draw(flow.spec, args.format)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -45,12 +55,15 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from engine.script import run_script
-    from engine.simulator import InputError, SimUser, Simulator
+    from engine import EngineError, InputError, SimUser, Simulator, run_script
     from integrations.app import build_app
     from integrations.presence.media_reader import read_video_note
 
-    script = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    try:
+        script = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{args.script}: cannot read the script: {exc}", file=sys.stderr)
+        return 1
     flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
     if not flows:
         print("name a flow file (or give a script with `flows:`)", file=sys.stderr)
@@ -60,7 +73,10 @@ async def _simulate(args: argparse.Namespace) -> int:
 
     setup = (script or {}).get("setup") or {}
     apply_env(setup)
-    app = build_app(flows)
+    try:
+        app = build_app(flows)
+    except EngineError as exc:
+        return _flow_failure(exc)
     engine = app.engine
     variables = prepare(setup, get_settings().faces_dir)
     await app.start()
@@ -69,7 +85,11 @@ async def _simulate(args: argparse.Namespace) -> int:
     try:
         if script:
             default_bot = next(iter(engine.flows))
-            result = await run_script(sim, script, default_bot, variables=variables)
+            try:
+                result = await run_script(sim, script, default_bot, variables=variables)
+            except InputError as exc:
+                print(f"{args.script}: {exc}", file=sys.stderr)
+                return 1
             for failure in result.failures:
                 print("FAIL", failure)
             print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")

@@ -7,16 +7,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
-import jsonschema
 import yaml
 from statemachine.exceptions import InvalidDefinition
 
 from .checker import check_flow
 from .compiler import Stepper, compile_machine
 from .errors import FlowLoadError, FlowProblem
+from .explain import duplicate_problems, schema_problems, yaml_problem
 from .hooks import HookRegistry
 from .spec import FlowSpec, build_spec
-from .yaml_lines import duplicates_of, line_of, load_yaml_with_lines
+from .yaml_lines import load_yaml_with_lines
 
 SCHEMA_PATH = Path(__file__).with_name("flow.schema.json")
 
@@ -40,51 +40,17 @@ class CompiledFlow:
         return self.spec.name
 
 
-def _schema_errors(raw: Any, path: str) -> list[FlowProblem]:
-    validator = jsonschema.Draft202012Validator(flow_schema())
-    out = []
-    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
-        node, line = raw, line_of(raw, default=1)
-        state = None
-        parts = list(error.path)
-        for i, part in enumerate(parts):
-            line = line_of(node, part, line)
-            if i == 1 and parts[0] == "states":
-                state = str(part)
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                break
-        where = ".".join(str(p) for p in parts[2:] if state) if state else ".".join(map(str, parts))
-        message = error.message if len(error.message) < 200 else error.message[:200] + "…"
-        if error.validator == "oneOf":
-            message = f"{where or 'value'} must be a state name or a mapping of say/goto"
-        elif where:
-            message = f"{where}: {message}"
-        out.append(FlowProblem(path, line, message, state, "wrong_type"))
-    return out
-
-
 def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowProblem]]:
     """Parse and check one flow; return it compiled when it has no errors."""
     try:
         raw = load_yaml_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return None, [FlowProblem(path, line, f"YAML syntax: {getattr(exc, 'problem', exc)}", kind="yaml")]
+        return None, [yaml_problem(exc, text, path)]
     if not isinstance(raw, dict):
-        return None, [FlowProblem(path, 1, "a flow file must be a mapping", kind="wrong_type")]
-    errors = [
-        FlowProblem(path, line, f"duplicate key '{key}'", kind="duplicate")
-        for key, line in duplicates_of(raw)
-    ]
-    states_node = raw.get("states")
-    errors += [
-        FlowProblem(path, line, "duplicate state", str(key), "duplicate")
-        for key, line in duplicates_of(states_node)
-    ]
-    errors += _schema_errors(raw, path)
+        return None, [FlowProblem(path, 1, "a flow file must be a mapping (flow:, bot:, states: ...)",
+                                  kind="wrong_type")]
+    errors = list(duplicate_problems(raw, path))
+    errors += schema_problems(raw, flow_schema(), path)
     if errors:
         return None, errors
     spec = build_spec(raw, path)
