@@ -275,3 +275,50 @@ def test_no_command_prints_a_traceback_for_a_broken_flow(tmp_path: Path, repo: P
     assert run.returncode == 1, output
     assert "Traceback" not in output
     assert expected in output, output
+
+
+# ------------------------------------------------------------------ the built-in back
+BACK_BLOCK = 'back:\n  unavailable: "NO-BACK"\n'
+TWO_QUESTIONS = GOOD_STATES.replace("    next: bye\n", "    next: second\n") + """\
+  second:
+    ask: text
+    prompt: "Again?"
+    save: again
+    back: true
+    next: bye
+"""
+
+
+def test_back_is_valid_between_two_questions(tmp_path: Path) -> None:
+    assert errors_for(tmp_path, flow_text(TWO_QUESTIONS, extra=BACK_BLOCK)) == []
+
+
+@pytest.mark.parametrize(
+    "states, extra, needle, message",
+    [
+        (TWO_QUESTIONS, "", "back: true",
+         "state 'second': back: true needs the flow-wide 'back:' block (with its 'unavailable' text)"),
+        (GOOD_STATES.replace("    final: true", "    final: true\n    back: true"), BACK_BLOCK, "back: true",
+         "state 'bye': back: true applies to questions only (states with 'ask')"),
+        (GOOD_STATES.replace("    save: name\n", "    save: name\n    back: true\n"), BACK_BLOCK, "back: true",
+         "state 'first': back: true, but no question's answer leads here, so there is nothing to go back to"),
+        (GOOD_STATES, BACK_BLOCK, "back:", "'back:' is set but no state has back: true"),
+        (TWO_QUESTIONS, BACK_BLOCK + "events:\n  x: {say: 'x'}\n", None, None),
+    ],
+    ids=["no_flow_block", "not_a_question", "nothing_before", "unused_block", "ok_with_events"],
+)
+def test_back_problems(tmp_path: Path, states: str, extra: str, needle: str | None,
+                       message: str | None) -> None:
+    text = flow_text(states, extra=extra)
+    errors = errors_for(tmp_path, text)
+    if message is None:
+        assert errors == []
+    else:
+        assert only(errors) == at(tmp_path, text, needle) + message
+
+
+def test_a_back_command_clashes_with_the_built_in_one(tmp_path: Path) -> None:
+    text = flow_text(TWO_QUESTIONS, extra=BACK_BLOCK).replace(
+        '  help: {say: "HELP"}\n', '  help: {say: "HELP"}\n  back: {say: "mine"}\n')
+    assert only(errors_for(tmp_path, text)) == at(tmp_path, text, 'back: {say: "mine"}') + (
+        "/back is built in when 'back:' is set: remove this command")
