@@ -194,15 +194,16 @@ class Step:
         else:
             self.data.pop(HISTORY_KEY, None)
 
-    def _back_label(self, state: StateSpec) -> Optional[str]:
-        """The Back button's label, when this question offers one and there is somewhere to go."""
+    def _back_label(self, state: StateSpec, shown: bool = True) -> Optional[str]:
+        """The Back button's label where this question has one; ``shown``: only when there is
+        somewhere to go back to (a keyboard can outlive its question, so a tap is still read)."""
         back = self.spec.back
-        if back is None or not back.button or not state.back or not self.history:
+        if back is None or not back.button or not state.back or (shown and not self.history):
             return None
         return fill(back.button, self.values())
 
     def _is_back_button(self, state: StateSpec) -> bool:
-        label = self._back_label(state)
+        label = self._back_label(state, shown=False)
         return (label is not None and self.update.kind == "text"
                 and str(self.update.payload or "").strip() == label.strip())
 

@@ -133,11 +133,15 @@ def test_errors_are_raised_where_callers_catch_them(tmp_path: Path) -> None:
 
 
 def test_timeout_event_has_one_name() -> None:
-    from engine.compiler import compile_machine  # noqa: F401 - the machine event uses the same constant
+    """The machine's transition and the Event a timer posts are the same name."""
     from engine.constants import RESERVED_EVENTS, TIMEOUT_EVENT
+    from integrations.app_hooks import build_registry
 
+    flow = engine.load_flow(Path(__file__).resolve().parents[2] / "flows" / "example.yaml", build_registry())
+    events = {e for state in flow.machine.states for t in state.transitions for e in t.events}
     assert engine.TIMEOUT_EVENT == TIMEOUT_EVENT == "timeout"
-    assert TIMEOUT_EVENT in RESERVED_EVENTS
+    assert TIMEOUT_EVENT in events and TIMEOUT_EVENT in RESERVED_EVENTS
+    assert not {e for e in events if "timeout" in e} - {TIMEOUT_EVENT}
 
 
 def test_importing_the_engine_pulls_in_no_io_library() -> None:

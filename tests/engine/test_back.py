@@ -87,6 +87,7 @@ async def test_a_command_forgets_the_history(tmp_path: Path) -> None:
     sim, u = await at_second(tmp_path)
     assert await sim.send(u, "/skip") == ["Age?"]  # no Back button: nowhere to go back to
     assert await sim.send(u, "/back") == ["NO-BACK"]
+    assert await sim.send(u, "BACK") == ["NO-BACK"]  # an earlier keyboard's Back is no answer
     conv = await sim.engine.store.get((u.bot, u.chat))
     assert HISTORY_KEY not in conv.data
 
