@@ -51,6 +51,8 @@ DEFAULT_DONE_LABEL = "Done"
 
 # --- checker
 SUGGEST_CUTOFF = 0.6  # difflib ratio for "did you mean ...?"
+STATE_NAME_PATTERN = "^[a-z][a-z0-9_]*$"  # flow.schema.json's $defs.target (and flow/bot names)
+MAX_PROBLEM_LENGTH = 200  # characters of a schema message shown before "…"
 
 
 def is_transient(key: str) -> bool:

@@ -9,6 +9,7 @@ import jsonschema
 import yaml
 
 from .checker import closest, did_you_mean
+from .constants import MAX_PROBLEM_LENGTH, STATE_NAME_PATTERN
 from .errors import FlowProblem
 from .yaml_lines import LineDict, LineList, line_of
 
@@ -21,8 +22,6 @@ TYPE_NAMES = {
     "array": "a list",
     "null": "nothing",
 }
-STATE_NAME_PATTERN = "^[a-z][a-z0-9_]*$"
-MAX_MESSAGE = 200
 
 
 # ---------------------------------------------------------------------------------- YAML
@@ -111,8 +110,8 @@ def _explain(error: jsonschema.ValidationError, raw: Any, path: str) -> Iterator
     kind, instance, value = error.validator, error.instance, error.validator_value
 
     def problem(message: str, at: int = line) -> FlowProblem:
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "…"
+        if len(message) > MAX_PROBLEM_LENGTH:
+            message = message[:MAX_PROBLEM_LENGTH] + "…"
         return FlowProblem(path, at, message, state, "wrong_type")
 
     if kind == "additionalProperties" and isinstance(instance, dict):
