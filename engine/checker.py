@@ -1,37 +1,26 @@
 """Static checks of a flow, each reported as `file:line: state 'x': message`.
 
-`run.py check` prints every problem at once so a flow author can fix them in one pass.
+One cause, one message: a problem is reported once, at the line of the key at fault, with the
+closest valid name when there is one, and its consequences are not reported again (a mistyped
+target does not also make the states behind it "unreachable"; an unknown hook does not also make
+the data it would provide "unknown placeholders"). `run.py check` prints every problem at once so
+a flow author can fix them in one pass.
 """
 from __future__ import annotations
 
+import difflib
 import re
 import string
-from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
+from .constants import BACK_COMMAND, BUILTIN_KEYS, RESERVED_EVENTS, SUGGEST_CUTOFF
+from .errors import FlowProblem
+from .graph import edges, previous_questions
 from .hooks import HookRegistry
-from .spec import (
-    BUILTIN_KEYS,
-    FlowSpec,
-    Handler,
-    StateSpec,
-)
-
-
-@dataclass(frozen=True)
-class FlowError:
-    path: str
-    line: int
-    message: str
-    state: Optional[str] = None
-    kind: str = "error"
-
-    def __str__(self) -> str:
-        where = f"state '{self.state}': " if self.state else ""
-        return f"{self.path}:{self.line}: {where}{self.message}"
-
+from .spec import FlowSpec, Handler, StateSpec
 
 _FORMATTER = string.Formatter()
+PLACEHOLDER_HINT = "'{{{}}}'"  # did_you_mean() template: (did you mean '{name}'?)
 
 
 def placeholders(text: Optional[str]) -> Iterator[str]:
@@ -46,197 +35,298 @@ def placeholders(text: Optional[str]) -> Iterator[str]:
         yield "{"  # unbalanced braces: reported as an unknown placeholder '{'
 
 
-def handler_targets(state: StateSpec) -> list[tuple[str, str, int]]:
-    """(event label, target, line) of every transition a state defines itself."""
-    out: list[tuple[str, str, int]] = []
-    if state.next:
-        out.append(("next", state.next, state.line))
-    for outcome, h in state.on.items():
-        if h.goto:
-            out.append((f"outcome '{outcome}'", h.goto, h.line or state.line))
-    for opt in state.options:
-        if opt.goto:
-            out.append((f"option '{opt.id}'", opt.goto, state.line))
-    if state.timeout:
-        out.append(("timeout", state.timeout.goto, state.line))
-    if state.retry:
-        out.append(("retry", state.retry.goto, state.line))
-    for name, h in {**state.commands, **state.events}.items():
-        if h.goto:
-            out.append((name, h.goto, h.line or state.line))
-    return out
+def closest(name: str, candidates: Iterable[str]) -> Optional[str]:
+    """The candidate a typo most likely meant (difflib), if any is close enough."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=SUGGEST_CUTOFF)
+    return match[0] if match else None
 
 
-def _texts_of_handler(h: Handler) -> Iterable[str]:
+def did_you_mean(guess: Optional[str], template: str = "'{}'") -> str:
+    return f" (did you mean {template.format(guess)}?)" if guess else ""
+
+
+def _texts_of_handler(h: Handler, prefix: str) -> Iterator[tuple[str, str]]:
+    """(key path, text) of every text of a handler, so a problem can point at its line."""
     if h.say:
-        yield h.say
+        yield f"{prefix}.say", h.say
     if h.document:
-        yield h.document.filename
-        yield h.document.caption
+        yield f"{prefix}.document.filename", h.document.filename
+        yield f"{prefix}.document.caption", h.document.caption
 
 
-def _texts_of_state(s: StateSpec) -> Iterable[str]:
-    for text in (s.say, s.prompt, s.hint, s.button, s.done_label):
+def _texts_of_state(s: StateSpec) -> Iterator[tuple[str, str]]:
+    for key in ("say", "prompt", "hint", "button", "done_label"):
+        text = getattr(s, key)
         if text:
-            yield text
+            yield key, text
     if s.validate and s.validate.error:
-        yield s.validate.error
+        yield "validate.error", s.validate.error
     if s.timeout and s.timeout.say:
-        yield s.timeout.say
+        yield "timeout.say", s.timeout.say
     if s.retry and s.retry.say:
-        yield s.retry.say
+        yield "retry.say", s.retry.say
     if s.document:
-        yield s.document.filename
-        yield s.document.caption
-    for opt in s.options:
-        yield opt.label
-    yield from s.suggestions
-    for h in (*s.on.values(), *s.commands.values(), *s.events.values()):
-        yield from _texts_of_handler(h)
+        yield "document.filename", s.document.filename
+        yield "document.caption", s.document.caption
+    for i, opt in enumerate(s.options):
+        yield f"options.{i}.label", opt.label
+    for i, suggestion in enumerate(s.suggestions):
+        yield f"suggestions.{i}", suggestion
+    for group, handlers in (("on", s.on), ("commands", s.commands), ("events", s.events)):
+        for name, h in handlers.items():
+            yield from _texts_of_handler(h, f"{group}.{name}")
 
 
-def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowError]:
-    """Every semantic problem of one (schema-valid) flow."""
-    errors: list[FlowError] = []
+class _Checker:
+    def __init__(self, spec: FlowSpec, hooks: HookRegistry) -> None:
+        self.spec = spec
+        self.hooks = hooks
+        self.states = spec.states
+        self.problems: list[FlowProblem] = []
+        self.meant: dict[str, str] = {}  # unknown target -> the state it most likely names
+        self.targets_unknowable = False  # an unknown target like no state: reachability unknown
+        self.provided: set[str] = set()  # data keys the flow's hooks provide
+        self.hooks_unknowable = False  # an unknown hook like no hook: its data keys unknown
 
-    def err(line: int, message: str, state: Optional[str] = None, kind: str = "error") -> None:
-        errors.append(FlowError(spec.path, line, message, state, kind))
+    def err(self, line: int, message: str, state: Optional[str] = None, kind: str = "error") -> None:
+        problem = FlowProblem(self.spec.path, line, message, state, kind)
+        if problem not in self.problems:
+            self.problems.append(problem)
 
-    states = spec.states
-    if spec.start not in states:
-        err(1, f"start state '{spec.start}' is not defined", kind="unknown_target")
+    # ------------------------------------------------------------------ targets
+    def target(self, target: str, line: int, label: str, state: Optional[str] = None) -> None:
+        if target in self.states:
+            return
+        guess = closest(target, self.states)
+        if guess:
+            self.meant[target] = guess
+        else:
+            self.targets_unknowable = True
+        self.err(line, f"{label} goes to unknown state '{target}'{did_you_mean(guess)}", state,
+                 "unknown_target")
 
-    # --- targets
-    for name, h in {**spec.commands, **spec.events}.items():
-        if h.goto and h.goto not in states:
-            err(h.line, f"'{name}' goes to unknown state '{h.goto}'", kind="unknown_target")
-    for s in states.values():
-        for label, target, line in handler_targets(s):
-            if target not in states:
-                err(line, f"{label} goes to unknown state '{target}'", s.name, "unknown_target")
+    def check_targets(self) -> None:
+        spec = self.spec
+        if spec.start not in self.states:
+            guess = closest(spec.start, self.states)
+            if guess:
+                self.meant[spec.start] = guess
+            else:
+                self.targets_unknowable = True
+            self.err(spec.at("start"), f"start state '{spec.start}' is not defined{did_you_mean(guess)}",
+                     kind="unknown_target")
+        for group, handlers in (("commands", spec.commands), ("events", spec.events)):
+            for name, h in handlers.items():
+                if h.goto:
+                    label = f"/{name}" if group == "commands" else f"event '{name}'"
+                    self.target(h.goto, spec.at(f"{group}.{name}.goto", f"{group}.{name}"), label)
+        for s in self.states.values():
+            for edge in edges(s):
+                self.target(edge.target, edge.line, edge.label, s.name)
 
-    # --- hooks and their outcomes
-    provided: set[str] = set()
-    for s in states.values():
-        uses = [(s.call, "call"), (s.options_from, "options")]
-        if s.validate and s.validate.hook:
-            uses.append((s.validate.hook, "validate"))
-        for hook_name, kind in uses:
-            if not hook_name:
+    # ------------------------------------------------------------------ hooks
+    def check_hooks(self) -> None:
+        hooks = self.hooks
+        for s in self.states.values():
+            uses = [(s.call, "call", "call"), (s.options_from, "options", "options_from")]
+            if s.validate and s.validate.hook:
+                uses.append((s.validate.hook, "validate", "validate.hook"))
+            for name, kind, key in uses:
+                if not name:
+                    continue
+                if name not in hooks:
+                    same_kind = [h.name for h in hooks if h.kind == kind]
+                    guess = closest(name, same_kind) or closest(name, (h.name for h in hooks))
+                    if guess:
+                        self.provided.update(hooks.get(guess).provides)
+                    else:
+                        self.hooks_unknowable = True
+                    self.err(s.at(key), f"unknown hook '{name}'{did_you_mean(guess)}", s.name,
+                             "unknown_hook")
+                    continue
+                hook = hooks.get(name)
+                self.provided.update(hook.provides)
+                if hook.kind != kind:
+                    self.err(s.at(key), f"hook '{name}' is a {hook.kind} hook, used as {kind}",
+                             s.name, "wrong_type")
+            if s.call and s.call in hooks:
+                outcomes = hooks.get(s.call).outcomes
+                for outcome in s.on:
+                    if outcome not in outcomes:
+                        guess = closest(outcome, [o for o in outcomes if o not in s.on])
+                        self.err(s.at(f"on.{outcome}"),
+                                 f"hook '{s.call}' has no outcome '{outcome}'{did_you_mean(guess)}"
+                                 f" (it has: {', '.join(outcomes)})", s.name, "unknown_outcome")
+                handled_by_typo = {closest(o, outcomes) for o in s.on if o not in outcomes}
+                for outcome in outcomes:
+                    if (outcome not in s.on and not (outcome == "ok" and s.next)
+                            and outcome not in handled_by_typo):
+                        self.err(s.at("on", "call"), f"outcome '{outcome}' of hook '{s.call}' is not handled",
+                                 s.name, "unhandled_outcome")
+            elif s.on and not s.call:
+                self.err(s.at("on"), "'on' needs a 'call'", s.name, "wrong_type")
+
+    # ------------------------------------------------------------------ shape of each state
+    def check_shapes(self) -> None:
+        for s in self.states.values():
+            err = self.err
+            if s.ask in ("choice", "multichoice") and not (s.options or s.options_from):
+                err(s.at("ask"), f"ask: {s.ask} needs 'options' or 'options_from'", s.name, "wrong_type")
+            if s.ask and not s.prompt:
+                err(s.at("ask"), "an 'ask' state needs a 'prompt'", s.name, "wrong_type")
+            if (s.prompt or s.save or s.validate) and not s.ask:
+                err(s.at("prompt", "save", "validate"), "'prompt', 'save' and 'validate' need an 'ask'",
+                    s.name, "wrong_type")
+            if s.ask == "video_note" and s.save and not s.save.startswith("_"):
+                err(s.at("save"), "video bytes cannot be persisted: save under a name starting with '_'"
+                    f" (save: _{s.save})", s.name, "wrong_type")
+            if s.ask == "multichoice" and not s.save:
+                err(s.at("ask"), "ask: multichoice needs 'save' for the selection", s.name, "wrong_type")
+            if s.call and s.ask is None and s.next and "ok" in s.on:
+                err(s.at("next"), "both 'next' and on.ok are given", s.name, "wrong_type")
+            v = s.validate
+            if v:
+                if v.regex is not None:
+                    if s.ask not in ("text",):
+                        err(s.at("validate.regex"), "validate.regex applies to ask: text only", s.name,
+                            "wrong_type")
+                    try:
+                        re.compile(v.regex)
+                    except re.error as exc:
+                        err(s.at("validate.regex"), f"bad regex {v.regex!r}: {exc}", s.name, "bad_regex")
+                if (v.min is not None or v.max is not None) and s.ask != "number":
+                    err(s.at("validate.min", "validate.max"), "validate.min/max apply to ask: number only",
+                        s.name, "wrong_type")
+                if (v.regex or v.min is not None or v.max is not None or v.min_length
+                        or v.max_length) and not v.error:
+                    err(s.at("validate"), "validate needs an 'error' text", s.name, "wrong_type")
+            if s.final and (s.ask or s.call or s.next):
+                err(s.at("final"), "a final state cannot ask, call or go next", s.name, "wrong_type")
+            if not s.final and not edges(s):
+                err(s.line, "non-final state has no way out", s.name, "no_way_out")
+            if s.ask and not s.final and not (s.next or s.call or s.on) and s.options and not all(
+                o.goto for o in s.options
+            ):
+                err(s.at("options"), "some options have no 'goto' and the state has no 'next'", s.name,
+                    "no_way_out")
+            if s.ask and not (s.next or s.call or s.options) and not s.final:
+                err(s.at("ask"), "an 'ask' state needs 'next' or 'call' to move on", s.name, "no_way_out")
+            for name in s.events:
+                if name in RESERVED_EVENTS:
+                    err(s.at(f"events.{name}"), f"event '{name}' is reserved: use the state's"
+                        f" '{name}:' key, or name the event otherwise", s.name, "reserved")
+        for name in self.spec.events:
+            if name in RESERVED_EVENTS:
+                self.err(self.spec.at(f"events.{name}"), f"event '{name}' is reserved: use a state's"
+                         f" '{name}:' key, or name the event otherwise", kind="reserved")
+
+    # ------------------------------------------------------------------ back
+    def check_back(self) -> None:
+        spec = self.spec
+        previous = previous_questions(spec)
+        users = [s for s in self.states.values() if s.back]
+        for s in users:
+            line = s.at("back")
+            if spec.back is None:
+                self.err(line, "back: true needs the flow-wide 'back:' block (with its 'unavailable' text)",
+                         s.name, "back")
+            elif not s.ask:
+                self.err(line, "back: true applies to questions only (states with 'ask')", s.name, "back")
+            elif not previous.get(s.name):
+                self.err(line, "back: true, but no question's answer leads here, so there is nothing"
+                         " to go back to", s.name, "back")
+        if spec.back is None:
+            return
+        if not users:
+            self.err(spec.at("back"), "'back:' is set but no state has back: true", kind="back")
+        if BACK_COMMAND in spec.commands:
+            self.err(spec.at(f"commands.{BACK_COMMAND}"),
+                     f"/{BACK_COMMAND} is built in when 'back:' is set: remove this command", kind="back")
+        for s in self.states.values():
+            if BACK_COMMAND in s.commands:
+                self.err(s.at(f"commands.{BACK_COMMAND}"),
+                         f"/{BACK_COMMAND} is built in when 'back:' is set: remove this command", s.name,
+                         "back")
+
+    # ------------------------------------------------------------------ reachability and loops
+    def check_reachability(self) -> None:
+        if self.targets_unknowable:
+            return  # a target names no state at all: fix it first, then unreachable states show
+        spec, states = self.spec, self.states
+        roots = [spec.start] + [h.goto for h in {**spec.commands, **spec.events}.values() if h.goto]
+        seen: set[str] = set()
+        todo = [self.meant.get(r, r) for r in roots]
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in states:
                 continue
-            if hook_name not in hooks:
-                err(s.line, f"unknown hook '{hook_name}'", s.name, "unknown_hook")
+            seen.add(name)
+            todo.extend(self.meant.get(e.target, e.target) for e in edges(states[name]))
+        for s in states.values():
+            if s.name not in seen:
+                self.err(s.line, "unreachable state", s.name, "unreachable")
+
+    def check_loops(self) -> None:
+        states = self.states
+        for s in states.values():
+            if s.waits:
                 continue
-            hook = hooks.get(hook_name)
-            provided.update(hook.provides)
-            if hook.kind != kind:
-                err(s.line, f"hook '{hook_name}' is a {hook.kind} hook, used as {kind}", s.name,
-                    "wrong_type")
-        if s.call and s.call in hooks:
-            outcomes = hooks.get(s.call).outcomes
-            for outcome, h in s.on.items():
-                if outcome not in outcomes:
-                    err(h.line or s.line,
-                        f"hook '{s.call}' has no outcome '{outcome}' (it has: {', '.join(outcomes)})",
-                        s.name, "unknown_outcome")
-            for outcome in outcomes:
-                if outcome not in s.on and not (outcome == "ok" and s.next):
-                    err(s.line, f"outcome '{outcome}' of hook '{s.call}' is not handled", s.name,
-                        "unhandled_outcome")
-        elif s.on and not s.call:
-            err(s.line, "'on' needs a 'call'", s.name, "wrong_type")
+            path, current = [s.name], s
+            while current and not current.waits and current.next and not current.call:
+                current = states.get(current.next)  # type: ignore[assignment]
+                if current is None:
+                    break
+                if current.name in path:
+                    self.err(s.at("next"), f"loop that never waits: {' -> '.join(path + [current.name])}",
+                             s.name, "loop")
+                    break
+                path.append(current.name)
 
-    # --- shape of each state
-    for s in states.values():
-        if s.ask in ("choice", "multichoice") and not (s.options or s.options_from):
-            err(s.line, f"ask: {s.ask} needs 'options' or 'options_from'", s.name, "wrong_type")
-        if s.ask and not s.prompt:
-            err(s.line, "an 'ask' state needs a 'prompt'", s.name, "wrong_type")
-        if (s.prompt or s.save or s.validate) and not s.ask:
-            err(s.line, "'prompt', 'save' and 'validate' need an 'ask'", s.name, "wrong_type")
-        if s.ask == "video_note" and s.save and not s.save.startswith("_"):
-            err(s.line, "video bytes cannot be persisted: save under a name starting with '_'",
-                s.name, "wrong_type")
-        if s.ask == "multichoice" and not s.save:
-            err(s.line, "ask: multichoice needs 'save' for the selection", s.name, "wrong_type")
-        if s.call and s.ask is None and s.next and "ok" in s.on:
-            err(s.line, "both 'next' and on.ok are given", s.name, "wrong_type")
-        v = s.validate
-        if v:
-            if v.regex is not None:
-                if s.ask not in ("text",):
-                    err(s.line, "validate.regex applies to ask: text only", s.name, "wrong_type")
-                try:
-                    re.compile(v.regex)
-                except re.error as exc:
-                    err(s.line, f"bad regex {v.regex!r}: {exc}", s.name, "bad_regex")
-            if (v.min is not None or v.max is not None) and s.ask != "number":
-                err(s.line, "validate.min/max apply to ask: number only", s.name, "wrong_type")
-            if (v.regex or v.min is not None or v.max is not None or v.min_length
-                    or v.max_length) and not v.error:
-                err(s.line, "validate needs an 'error' text", s.name, "wrong_type")
-        if s.final and (s.ask or s.call or s.next):
-            err(s.line, "a final state cannot ask, call or go next", s.name, "wrong_type")
-        if not s.final and not handler_targets(s) and not any(o.goto for o in s.options):
-            err(s.line, "non-final state has no way out", s.name, "no_way_out")
-        if s.ask and not s.final and not (s.next or s.call or s.on) and s.options and not all(
-            o.goto for o in s.options
-        ):
-            err(s.line, "some options have no 'goto' and the state has no 'next'", s.name,
-                "no_way_out")
-        if s.ask and not (s.next or s.call or s.options) and not s.final:
-            err(s.line, "an 'ask' state needs 'next' or 'call' to move on", s.name, "no_way_out")
+    # ------------------------------------------------------------------ placeholders
+    def check_placeholders(self) -> None:
+        if self.hooks_unknowable:
+            return  # a hook names nothing registered: the data it provides is unknown
+        spec, states = self.spec, self.states
+        known = set(BUILTIN_KEYS) | set(spec.data) | self.provided
+        known |= {s.save for s in states.values() if s.save}
+        for h in (*spec.events.values(), *(h for s in states.values() for h in s.events.values())):
+            known |= set(h.provides)
 
-    # --- reachability (from start and from every global command/event)
-    roots = [spec.start] + [h.goto for h in {**spec.commands, **spec.events}.values() if h.goto]
-    seen: set[str] = set()
-    todo = [r for r in roots if r in states]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(t for _, t, _ in handler_targets(states[name]) if t in states)
-    for s in states.values():
-        if s.name not in seen:
-            err(s.line, "unreachable state", s.name, "unreachable")
-
-    # --- loops that never wait for the user
-    for s in states.values():
-        if s.waits:
-            continue
-        path, current = [s.name], s
-        while current and not current.waits and current.next and not current.call:
-            current = states.get(current.next)  # type: ignore[assignment]
-            if current is None:
-                break
-            if current.name in path:
-                err(s.line, f"loop that never waits: {' -> '.join(path + [current.name])}",
-                    s.name, "loop")
-                break
-            path.append(current.name)
-
-    # --- placeholders
-    known = set(BUILTIN_KEYS) | set(spec.data) | provided
-    known |= {s.save for s in states.values() if s.save}
-    for h in (*spec.events.values(), *(h for s in states.values() for h in s.events.values())):
-        known |= set(h.provides)
-    for name, h in {**spec.commands, **spec.events}.items():
-        for text in _texts_of_handler(h):
+        def check(text: str, line: int, state: Optional[str], where: str = "") -> None:
             for ph in placeholders(text):
                 if ph not in known:
-                    err(h.line, f"unknown placeholder '{{{ph}}}' in '{name}'",
-                        kind="unknown_placeholder")
-    for key, text in spec.texts.items():
-        for ph in placeholders(text):
-            if ph not in known:
-                err(1, f"unknown placeholder '{{{ph}}}' in text '{key}'", kind="unknown_placeholder")
-    for s in states.values():
-        for text in _texts_of_state(s):
-            for ph in placeholders(text):
-                if ph not in known:
-                    err(s.line, f"unknown placeholder '{{{ph}}}'", s.name, "unknown_placeholder")
-        if s.document and s.document.data not in known:
-            err(s.line, f"document data '{s.document.data}' is never set", s.name,
-                "unknown_placeholder")
-    return errors
+                    hint = did_you_mean(closest(ph, known), PLACEHOLDER_HINT)
+                    self.err(line, f"unknown placeholder '{{{ph}}}'{where}{hint}", state,
+                             "unknown_placeholder")
+
+        for group, handlers in (("commands", spec.commands), ("events", spec.events)):
+            for name, h in handlers.items():
+                for path, text in _texts_of_handler(h, f"{group}.{name}"):
+                    check(text, spec.at(path, f"{group}.{name}"), None, f" in '{name}'")
+        for key, text in spec.texts.items():
+            check(text, spec.at(f"texts.{key}"), None, f" in text '{key}'")
+        if spec.back:
+            for key in ("unavailable", "button"):
+                text = getattr(spec.back, key)
+                if text:
+                    check(text, spec.at(f"back.{key}"), None, f" in back.{key}")
+        for s in states.values():
+            for path, text in _texts_of_state(s):
+                check(text, s.at(path), s.name)
+            if s.document and s.document.data not in known:
+                guess = closest(s.document.data, known)
+                self.err(s.at("document.data"), f"document data '{s.document.data}' is never set"
+                         f"{did_you_mean(guess)}", s.name, "unknown_placeholder")
+
+
+def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowProblem]:
+    """Every semantic problem of one (schema-valid) flow, in file order."""
+    checker = _Checker(spec, hooks)
+    checker.check_targets()
+    checker.check_hooks()
+    checker.check_shapes()
+    checker.check_back()
+    checker.check_reachability()
+    checker.check_loops()
+    checker.check_placeholders()
+    return sorted(checker.problems, key=lambda p: p.line)

@@ -9,45 +9,62 @@ from typing import Any
 
 from statemachine.io import create_machine_class_from_definition
 
+from .constants import (
+    BACK_PREFIX,
+    COMMAND_PREFIX,
+    INTERNAL_PREFIX,
+    NEXT_EVENT,
+    OPTION_PREFIX,
+    OUTCOME_PREFIX,
+    RETRY_EVENT,
+    TIMEOUT_EVENT,
+)
+from .graph import previous_questions
 from .spec import FlowSpec, StateSpec
 
 
-def event_next() -> str:
-    return "next"
-
-
 def event_outcome(outcome: str) -> str:
-    return f"o_{outcome}"
+    return f"{OUTCOME_PREFIX}{outcome}"
 
 
 def event_option(option_id: str) -> str:
-    return f"opt_{option_id}"
+    return f"{OPTION_PREFIX}{option_id}"
 
 
 def event_command(name: str) -> str:
-    return f"cmd_{name}"
+    return f"{COMMAND_PREFIX}{name}"
 
 
 def event_internal(name: str) -> str:
-    return f"ev_{name}"
+    return f"{INTERNAL_PREFIX}{name}"
 
 
-def _state_transitions(flow: FlowSpec, state: StateSpec, include_global: bool) -> dict:
+def event_back(question: str) -> str:
+    """Back from a question to ``question``, one of the questions whose answer leads to it."""
+    return f"{BACK_PREFIX}{question}"
+
+
+def _state_transitions(
+    flow: FlowSpec, state: StateSpec, include_global: bool, previous: dict[str, tuple[str, ...]]
+) -> dict:
     on: dict[str, list[dict[str, Any]]] = {}
 
     def add(event: str, target: str | None) -> None:
         if target:
             on.setdefault(event, []).append({"target": target})
 
-    add(event_next(), state.next)
+    add(NEXT_EVENT, state.next)
     for outcome, handler in state.on.items():
         add(event_outcome(outcome), handler.goto)
     for option in state.options:
         add(event_option(option.id), option.goto)
     if state.timeout:
-        add("timeout", state.timeout.goto)
+        add(TIMEOUT_EVENT, state.timeout.goto)
     if state.retry:
-        add("retry", state.retry.goto)
+        add(RETRY_EVENT, state.retry.goto)
+    if state.back and flow.back:
+        for question in previous.get(state.name, ()):
+            add(event_back(question), question)
     commands = {**(flow.commands if include_global else {}), **state.commands}
     for name, handler in commands.items():
         add(event_command(name), handler.goto)
@@ -65,8 +82,9 @@ def compile_machine(flow: FlowSpec, include_global: bool = True) -> type:
     flow's final states as final.
     """
     states: dict[str, dict[str, Any]] = {}
+    previous = previous_questions(flow)
     for name, state in flow.states.items():
-        transitions = _state_transitions(flow, state, include_global)
+        transitions = _state_transitions(flow, state, include_global, previous)
         definition: dict[str, Any] = {"initial": name == flow.start}
         if transitions:
             definition["on"] = transitions

@@ -4,6 +4,7 @@ from __future__ import annotations
 from statemachine.contrib.diagram import DotGraphMachine, MermaidGraphMachine
 
 from .compiler import compile_machine
+from .errors import UnknownFormat
 from .spec import FlowSpec
 
 
@@ -14,7 +15,7 @@ def draw(spec: FlowSpec, fmt: str = "mermaid") -> str:
         return MermaidGraphMachine(machine).get_mermaid()
     if fmt == "dot":
         return DotGraphMachine(machine).get_graph().to_string()
-    raise ValueError(f"unknown format {fmt!r} (mermaid or dot)")
+    raise UnknownFormat(f"unknown format {fmt!r} (mermaid or dot)")
 
 
 def markdown(spec: FlowSpec) -> str:

@@ -10,6 +10,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Literal, Optional, Union
 
+from .errors import DuplicateHook, HookReturnError, UnknownHook
 from .types import Update
 
 HookKind = Literal["call", "validate", "options"]
@@ -51,10 +52,6 @@ class HookSpec:
     description: str = ""
 
 
-class UnknownHook(KeyError):
-    pass
-
-
 class HookRegistry:
     """Hooks by name. One registry serves every flow of an app."""
 
@@ -71,7 +68,7 @@ class HookRegistry:
         provides: tuple[str, ...] = (),
     ) -> HookFn:
         if name in self._hooks:
-            raise ValueError(f"hook {name!r} is registered twice")
+            raise DuplicateHook(f"hook {name!r} is registered twice")
         if kind == "validate" and "invalid" not in outcomes:
             outcomes = tuple(outcomes) + ("invalid",)
         doc = inspect.getdoc(fn) or ""
@@ -128,4 +125,4 @@ class HookRegistry:
             return HookResult(data={"options": result})
         if isinstance(result, HookResult):
             return result
-        raise TypeError(f"hook {name!r} returned {type(result).__name__}, not a HookResult")
+        raise HookReturnError(f"hook {name!r} returned {type(result).__name__}, not a HookResult")

@@ -7,15 +7,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
-import jsonschema
 import yaml
 from statemachine.exceptions import InvalidDefinition
 
-from .checker import FlowError, check_flow
+from .checker import check_flow
 from .compiler import Stepper, compile_machine
+from .errors import FlowLoadError, FlowProblem
+from .explain import duplicate_problems, schema_problems, yaml_problem
 from .hooks import HookRegistry
 from .spec import FlowSpec, build_spec
-from .yaml_lines import duplicates_of, line_of, load_yaml_with_lines
+from .yaml_lines import load_yaml_with_lines
 
 SCHEMA_PATH = Path(__file__).with_name("flow.schema.json")
 
@@ -39,57 +40,17 @@ class CompiledFlow:
         return self.spec.name
 
 
-class FlowLoadError(Exception):
-    def __init__(self, errors: list[FlowError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
-
-
-def _schema_errors(raw: Any, path: str) -> list[FlowError]:
-    validator = jsonschema.Draft202012Validator(flow_schema())
-    out = []
-    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
-        node, line = raw, line_of(raw, default=1)
-        state = None
-        parts = list(error.path)
-        for i, part in enumerate(parts):
-            line = line_of(node, part, line)
-            if i == 1 and parts[0] == "states":
-                state = str(part)
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                break
-        where = ".".join(str(p) for p in parts[2:] if state) if state else ".".join(map(str, parts))
-        message = error.message if len(error.message) < 200 else error.message[:200] + "…"
-        if error.validator == "oneOf":
-            message = f"{where or 'value'} must be a state name or a mapping of say/goto"
-        elif where:
-            message = f"{where}: {message}"
-        out.append(FlowError(path, line, message, state, "wrong_type"))
-    return out
-
-
-def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowError]]:
+def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowProblem]]:
     """Parse and check one flow; return it compiled when it has no errors."""
     try:
         raw = load_yaml_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return None, [FlowError(path, line, f"YAML syntax: {getattr(exc, 'problem', exc)}", kind="yaml")]
+        return None, [yaml_problem(exc, text, path)]
     if not isinstance(raw, dict):
-        return None, [FlowError(path, 1, "a flow file must be a mapping", kind="wrong_type")]
-    errors = [
-        FlowError(path, line, f"duplicate key '{key}'", kind="duplicate")
-        for key, line in duplicates_of(raw)
-    ]
-    states_node = raw.get("states")
-    errors += [
-        FlowError(path, line, "duplicate state", str(key), "duplicate")
-        for key, line in duplicates_of(states_node)
-    ]
-    errors += _schema_errors(raw, path)
+        return None, [FlowProblem(path, 1, "a flow file must be a mapping (flow:, bot:, states: ...)",
+                                  kind="wrong_type")]
+    errors = list(duplicate_problems(raw, path))
+    errors += schema_problems(raw, flow_schema(), path)
     if errors:
         return None, errors
     spec = build_spec(raw, path)
@@ -99,15 +60,25 @@ def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[Comp
     try:
         machine = compile_machine(spec)
     except InvalidDefinition as exc:
-        return None, [FlowError(path, 1, f"state machine: {exc}", kind="machine")]
+        return None, [FlowProblem(path, 1, f"state machine: {exc}", kind="machine")]
     return CompiledFlow(spec, machine), []
 
 
+def _parse_file(path: Path, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowProblem]]:
+    """A missing or unreadable file is one more problem to report, not a traceback."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [FlowProblem(str(path), 1, f"cannot read the file: {reason}", kind="file")]
+    return parse_flow(text, str(path), hooks)
+
+
 def load_flow(path: Path | str, hooks: HookRegistry) -> CompiledFlow:
-    path = Path(path)
-    flow, errors = parse_flow(path.read_text(encoding="utf-8"), str(path), hooks)
-    if errors or flow is None:
-        raise FlowLoadError(errors)
+    """One flow file, checked and compiled; :class:`FlowLoadError` lists every problem."""
+    flow, problems = _parse_file(Path(path), hooks)
+    if problems or flow is None:
+        raise FlowLoadError(problems)
     return flow
 
 
@@ -127,23 +98,23 @@ def _targets(targets: Targets) -> list[Path]:
     return [Path(t) for t in targets]
 
 
-def _parse_all(targets: Targets, hooks: HookRegistry) -> tuple[dict[str, CompiledFlow], list[FlowError]]:
+def _parse_all(targets: Targets, hooks: HookRegistry) -> tuple[dict[str, CompiledFlow], list[FlowProblem]]:
     flows: dict[str, CompiledFlow] = {}
-    errors: list[FlowError] = []
+    errors: list[FlowProblem] = []
     for target in _targets(targets):
         for file in flow_files(target):
-            flow, errs = parse_flow(file.read_text(encoding="utf-8"), str(file), hooks)
+            flow, errs = _parse_file(file, hooks)
             errors += errs
             if flow is None:
                 continue
             other = flows.get(flow.spec.bot)
             if other is not None and other.spec.path != flow.spec.path:
-                errors.append(FlowError(str(file), 1, f"bot '{flow.spec.bot}' is already served by {other.spec.path}", kind="duplicate"))
+                errors.append(FlowProblem(str(file), 1, f"bot '{flow.spec.bot}' is already served by {other.spec.path}", kind="duplicate"))
             flows.setdefault(flow.spec.bot, flow)
     return flows, errors
 
 
-def check_paths(targets: Targets, hooks: HookRegistry) -> list[FlowError]:
+def check_paths(targets: Targets, hooks: HookRegistry) -> list[FlowProblem]:
     """Every error of every flow file under the given paths (files or folders)."""
     return _parse_all(targets, hooks)[1]
 

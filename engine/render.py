@@ -9,13 +9,11 @@ import logging
 import string
 from typing import Any, Mapping, Optional, Sequence
 
+from .constants import BACK_CHOICE, DEFAULT_DONE_LABEL, DONE_CHOICE, MAX_TEXT, TICK
 from .spec import StateSpec
 from .types import Button, InlineButton, SendText
 
 log = logging.getLogger(__name__)
-
-TICK = "✅ "
-MAX_TEXT = 4096  # Telegram's message length limit
 
 
 class _SafeFormatter(string.Formatter):
@@ -63,13 +61,16 @@ def inline_options(
     epoch: int,
     selected: Sequence[str] = (),
     done_label: Optional[str] = None,
+    back_label: Optional[str] = None,
 ) -> list[list[InlineButton]]:
     rows = [
         [InlineButton((TICK if opt_id in selected else "") + label, callback_data(epoch, f"o{i}"))]
         for i, (opt_id, label) in enumerate(options)
     ]
     if done_label:
-        rows.append([InlineButton(done_label, callback_data(epoch, "done"))])
+        rows.append([InlineButton(done_label, callback_data(epoch, DONE_CHOICE))])
+    if back_label:
+        rows.append([InlineButton(back_label, callback_data(epoch, BACK_CHOICE))])
     return rows
 
 
@@ -79,17 +80,23 @@ def prompt_action(
     epoch: int,
     options: Sequence[tuple[str, str]] = (),
     selected: Sequence[str] = (),
+    back_label: Optional[str] = None,
 ) -> SendText:
-    """The message that asks for a state's input, with the right keyboard."""
+    """The message that asks for a state's input, with the right keyboard (and a Back button
+    when ``back_label`` is given: inline under options, else a reply-keyboard row)."""
     text = fill(state.prompt or "", values)
-    if state.ask in ("contact", "location") and state.button:
-        button = Button(fill(state.button, values), request=state.ask)  # type: ignore[arg-type]
-        return SendText(text, keyboard=[[button]])
     if state.ask == "choice":
-        return SendText(text, inline=inline_options(options, epoch))
+        return SendText(text, inline=inline_options(options, epoch, back_label=back_label))
     if state.ask == "multichoice":
-        done = fill(state.done_label or "Done", values)
-        return SendText(text, inline=inline_options(options, epoch, selected, done))
-    if state.suggestions:
-        return SendText(text, keyboard=[[Button(fill(s, values)) for s in state.suggestions]])
+        done = fill(state.done_label or DEFAULT_DONE_LABEL, values)
+        return SendText(text, inline=inline_options(options, epoch, selected, done, back_label))
+    rows: list[list[Button]] = []
+    if state.ask in ("contact", "location") and state.button:
+        rows.append([Button(fill(state.button, values), request=state.ask)])  # type: ignore[arg-type]
+    elif state.suggestions:
+        rows.append([Button(fill(s, values)) for s in state.suggestions])
+    if back_label:
+        rows.append([Button(back_label)])
+    if rows:
+        return SendText(text, keyboard=rows)
     return SendText(text, remove_keyboard=state.ask in ("text", "number", "video_note"))

@@ -13,9 +13,11 @@ from typing import Any, Awaitable, Callable, Optional
 
 from .context import request_id_var
 from .hooks import HookRegistry
-from .interpreter import TIMEOUT_EVENT, Step, is_transient
+from .constants import TIMEOUT_EVENT, is_transient
 from .loader import CompiledFlow
-from .store import Conversation, ConversationStore, Key, MemoryStore, VersionConflict
+from .errors import VersionConflict
+from .step import Step
+from .store import Conversation, ConversationStore, Key, MemoryStore
 from .timers import TimerService
 from .types import Event, Outgoing, ReplyAction, SendText, Update
 
@@ -81,7 +83,9 @@ class Engine:
         self._idle.set()
         self._accepting = True
         self._input_open = True  # user input (not internal events); see close_input()
-        self.timers: Optional[TimerService] = TimerService(self._fire_timeout) if use_timers else None
+        self.timers: Optional[TimerService] = (
+            TimerService(self._fire_timeout, clock) if use_timers else None
+        )
         self.stats: dict[str, int] = defaultdict(int)
 
     # ------------------------------------------------------------------ lifecycle

@@ -11,10 +11,10 @@ import json
 import shlex
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .interpreter import TIMEOUT_EVENT
+from .constants import TICK, TIMEOUT_EVENT
+from .errors import InputError
 from .runtime import Engine
 from .types import (
     AnswerCallback,
@@ -32,7 +32,6 @@ from .types import (
     Update,
     VideoNote,
 )
-from .render import TICK
 
 
 @dataclass
@@ -82,33 +81,23 @@ def describe(action: ReplyAction) -> str:
     return repr(action)
 
 
-def video_duration(data: bytes) -> int:
-    """Duration in seconds as Telegram would report it (0 if it cannot be read)."""
-    try:
-        import io
-
-        import cv2
-
-        buffer = io.BytesIO(data)  # must outlive the capture: OpenCV does not keep a reference
-        cap = cv2.VideoCapture(buffer, cv2.CAP_FFMPEG, [])
-        frames, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
-        cap.release()
-        del buffer
-        return int(round(frames / fps)) if fps else 0
-    except Exception:
-        return 0
-
-
-class InputError(ValueError):
-    """A simulator input line that cannot be understood."""
+MediaReader = Callable[[str], VideoNote]
+"""Turns a path typed after `/video` into a VideoNote. The engine reads no files and decodes no
+video itself: the app passes one in (integrations.presence.media_reader.read_video_note)."""
 
 
 class Simulator:
     """A fake Telegram for one engine: numbered messages, buttons you can tap, transcripts."""
 
-    def __init__(self, engine: Engine, echo: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        echo: Optional[Callable[[str], None]] = None,
+        media_reader: Optional[MediaReader] = None,
+    ) -> None:
         self.engine = engine
         self.echo = echo
+        self.media_reader = media_reader
         self.inbox: dict[tuple[str, int], list[Received]] = {}
         self._message_ids = itertools.count(1)
         self._arrived = asyncio.Condition()
@@ -174,8 +163,9 @@ class Simulator:
                 contact = Contact(args[0], owner, user.first_name)
                 return self._update(user, "contact", contact, forwarded=forwarded)
             if word == "video":
-                data = Path(args[0]).read_bytes()
-                note = VideoNote(data, video_duration(data), 384, len(data), f"sim-{args[0]}")
+                if self.media_reader is None:
+                    raise InputError("this simulator was given no media reader, so /video is off")
+                note = self.media_reader(args[0])
                 return self._update(user, "video_note", note, forwarded=forwarded)
             if word in ("photo", "sticker", "voice", "document", "audio"):
                 return self._update(user, "other", word, forwarded=forwarded)

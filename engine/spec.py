@@ -8,22 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-INPUT_KINDS = ("text", "number", "contact", "location", "video_note", "choice", "multichoice")
-# Which Update kinds answer which ask kind.
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "text": ("text",),
-    "number": ("text",),
-    "contact": ("contact",),
-    "location": ("location",),
-    "video_note": ("video_note",),
-    "choice": ("callback", "text"),
-    "multichoice": ("callback",),
-}
-# Media that must come from the sender themselves unless the state says otherwise.
-FORWARD_SENSITIVE = ("contact", "location", "video_note")
-BUILTIN_KEYS = ("first_name", "user_id", "chat_id", "command_args")
-REQUIRED_COMMANDS = ("start", "cancel", "help")
-
+from .constants import FORWARD_SENSITIVE
+from .yaml_lines import key_lines
 
 @dataclass
 class Document:
@@ -103,6 +89,12 @@ class StateSpec:
     commands: dict[str, Handler] = field(default_factory=dict)
     events: dict[str, Handler] = field(default_factory=dict)
     final: bool = False
+    back: bool = False  # the user may go back from this question to the previous one
+    lines: dict[str, int] = field(default_factory=dict)  # dotted key path -> line
+
+    def at(self, *paths: str) -> int:
+        """Line of the first of these keys the state has (else the state's own line)."""
+        return next((self.lines[p] for p in paths if p in self.lines), self.line)
 
     @property
     def waits(self) -> bool:
@@ -117,6 +109,14 @@ class StateSpec:
 
 
 @dataclass
+class Back:
+    """The flow-wide part of the built-in back: its Back button and its refusal text."""
+
+    unavailable: str  # sent when there is no previous question to go back to
+    button: Optional[str] = None  # label of a Back button under prompts that allow going back
+
+
+@dataclass
 class FlowSpec:
     name: str
     bot: str
@@ -128,6 +128,12 @@ class FlowSpec:
     states: dict[str, StateSpec]
     data: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    back: Optional[Back] = None
+    lines: dict[str, int] = field(default_factory=dict)  # dotted key path -> line (whole file)
+
+    def at(self, *paths: str) -> int:
+        """Line of the first of these keys the file has (else 1)."""
+        return next((self.lines[p] for p in paths if p in self.lines), 1)
 
 
 def _handler(raw: Any, line: int = 0) -> Handler:
@@ -140,7 +146,7 @@ def _handler(raw: Any, line: int = 0) -> Handler:
         reset=bool(raw.get("reset", False)),
         document=Document(**doc) if doc else None,
         provides=tuple(raw.get("provides", ())),
-        line=getattr(raw, "line", line) or line,
+        line=line or getattr(raw, "line", 0),
     )
 
 
@@ -185,6 +191,8 @@ def _state(name: str, raw: dict, line: int) -> StateSpec:
         commands=_handlers(raw.get("commands")),
         events=_handlers(raw.get("events")),
         final=bool(raw.get("final", False)),
+        back=bool(raw.get("back", False)),
+        lines=key_lines(raw),
     )
 
 
@@ -204,4 +212,6 @@ def build_spec(raw: dict, path: str) -> FlowSpec:
         },
         data=dict(raw.get("data") or {}),
         description=raw.get("description", ""),
+        back=Back(**raw["back"]) if raw.get("back") else None,
+        lines=key_lines(raw),
     )

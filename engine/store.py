@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
+from .errors import VersionConflict
+
 Key = tuple[str, int]  # (bot, chat_id)
 
 
@@ -45,10 +47,6 @@ def _copy(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool, bytes)):
         return value
     return copy.deepcopy(value)
-
-
-class VersionConflict(Exception):
-    """Someone else saved this conversation since we read it."""
 
 
 class ConversationStore(Protocol):

@@ -1,12 +1,16 @@
-"""State timeouts on APScheduler. The store holds each deadline, so timers survive restarts:
-:meth:`Engine.start` re-arms every deadline it finds."""
+"""State timeouts on the event loop: one ``loop.call_at`` handle per conversation.
+
+asyncio keeps its timers in a heap, so arming is O(log n) and cancelling O(1) however many
+conversations wait (APScheduler's in-memory job store was O(n) per add, update and remove). The
+store holds every deadline, so nothing here needs to survive a restart: :meth:`Engine.start`
+re-arms each stored deadline.
+"""
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import logging
-from typing import Awaitable, Callable
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+import time
+from typing import Awaitable, Callable, Optional
 
 from .store import Key
 
@@ -16,45 +20,77 @@ FireFn = Callable[[Key, int], Awaitable[None]]
 
 
 class TimerService:
-    """One pending timeout per conversation; a newer one replaces the older."""
+    """One pending timeout per conversation; a newer one replaces the older.
 
-    def __init__(self, fire: FireFn, scheduler: AsyncIOScheduler | None = None) -> None:
+    ``schedule`` before :meth:`start` only records the deadline; :meth:`start` arms them all.
+    A timer fires ``fire(key, epoch)`` in a task; one that is late (e.g. re-armed after a restart
+    past its deadline) fires at once: late is better than never.
+    """
+
+    def __init__(self, fire: FireFn, clock: Callable[[], float] = time.time) -> None:
         self._fire = fire
-        self._scheduler = scheduler or AsyncIOScheduler(timezone=dt.timezone.utc)
-        self._owns_scheduler = scheduler is None
+        self._clock = clock  # the clock deadlines are written in (wall time)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._deadlines: dict[Key, tuple[int, float]] = {}  # key -> (epoch, when)
+        self._handles: dict[Key, asyncio.TimerHandle] = {}
+        self._firing: set[asyncio.Task[None]] = set()
 
-    @staticmethod
-    def job_id(key: Key) -> str:
-        return f"timeout:{key[0]}:{key[1]}"
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
 
     def start(self) -> None:
-        if not self._scheduler.running:
-            self._scheduler.start()
+        """Arm every recorded deadline on the running loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        for key, (epoch, when) in self._deadlines.items():
+            self._arm(key, epoch, when)
 
     def shutdown(self) -> None:
-        if self._owns_scheduler and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        """Fire nothing more (timeouts already firing finish their step)."""
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+        self._deadlines.clear()
+        self._loop = None
 
     def schedule(self, key: Key, epoch: int, when: float) -> None:
-        run_at = dt.datetime.fromtimestamp(when, tz=dt.timezone.utc)
-        self._scheduler.add_job(
-            self._fire,
-            trigger="date",
-            run_date=run_at,
-            args=[key, epoch],
-            id=self.job_id(key),
-            replace_existing=True,
-            misfire_grace_time=None,  # late is better than never (e.g. after a restart)
-            coalesce=True,
-        )
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        self._deadlines[key] = (epoch, when)
+        if self._loop is not None:
+            self._arm(key, epoch, when)
 
     def cancel(self, key: Key) -> None:
-        job = self._scheduler.get_job(self.job_id(key))
-        if job is not None:
-            job.remove()
+        self._deadlines.pop(key, None)
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
 
-    def pending(self) -> list[tuple[str, dt.datetime]]:
-        return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]
+    def pending(self) -> list[tuple[Key, float]]:
+        """(conversation, wall-clock deadline) of every timeout not yet fired."""
+        return [(key, when) for key, (_, when) in self._deadlines.items()]
 
     def pending_for(self, key: Key) -> bool:
-        return self._scheduler.get_job(self.job_id(key)) is not None
+        return key in self._deadlines
+
+    def _arm(self, key: Key, epoch: int, when: float) -> None:
+        assert self._loop is not None
+        delay = max(0.0, when - self._clock())
+        self._handles[key] = self._loop.call_at(self._loop.time() + delay, self._due, key, epoch)
+
+    def _due(self, key: Key, epoch: int) -> None:
+        if self._deadlines.get(key, (None,))[0] != epoch or self._loop is None:
+            return  # replaced or cancelled after this handle was queued
+        del self._deadlines[key]
+        self._handles.pop(key, None)
+        task = self._loop.create_task(self._fire(key, epoch))
+        self._firing.add(task)
+        task.add_done_callback(self._fired)
+
+    def _fired(self, task: asyncio.Task[None]) -> None:
+        self._firing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("timeout failed", exc_info=task.exception())

@@ -15,7 +15,10 @@ class LineDict(dict):
 
 
 class LineList(list):
+    """A list that knows its line and the line of each item (1-based)."""
+
     line: int = 0
+    item_lines: list[int]
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -43,6 +46,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
 def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
 
 
@@ -59,6 +63,23 @@ def line_of(node: Any, key: Any = None, default: int = 0) -> int:
     if key is not None and isinstance(node, LineDict):
         return node.key_lines.get(key, node.line or default)
     return getattr(node, "line", default) or default
+
+
+def key_lines(node: Any, prefix: str = "") -> dict[str, int]:
+    """Line of every key below ``node`` by dotted path (``on.ok.goto``; list items by index), so a
+    problem can point at the key at fault rather than at the start of its state."""
+    out: dict[str, int] = {}
+    if isinstance(node, LineDict):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            out[path] = node.key_lines.get(key, node.line)
+            out.update(key_lines(value, path + "."))
+    elif isinstance(node, LineList):
+        for index, value in enumerate(node):
+            path = f"{prefix}{index}"
+            out[path] = node.item_lines[index] if index < len(node.item_lines) else node.line
+            out.update(key_lines(value, path + "."))
+    return out
 
 
 def duplicates_of(node: Any) -> list[tuple[Any, int]]:

@@ -6,6 +6,7 @@ Run on demand (it is not a test):
     .venv/bin/python scripts/bench_engine.py                      # both stores, 2000 chats
     .venv/bin/python scripts/bench_engine.py --store memory --chats 5000 --concurrency 100
     .venv/bin/python scripts/bench_engine.py --store memory --profile /tmp/engine.prof
+    .venv/bin/python scripts/bench_engine.py --parked 1000,10000,100000   # timers at scale (issue 13)
 
 Each chat walks scripts/bench_flow.yaml from /start to the end (6 updates: /start, contact,
 6-digit code, location, video note, then the internal "verified" event). Chats are driven by
@@ -24,6 +25,13 @@ Figures, per store (the in-memory store and MongoConversationStore on mongomock,
   delta, each divided by the count. For mongomock this is mongomock's in-process copy of the
   documents (a real MongoDB keeps them in the server); the BSON size of one document is shown
   for reference.
+
+``--parked N1,N2,...`` measures something else (issue 13): the CPU cost of an update while N
+conversations are parked, each with a pending state timeout. For each N, in a fresh process, it
+stores N conversations parked in ``verifying`` (deadline an hour away), starts the engine (which
+re-arms one timer per stored deadline, as after a restart), then drives ``--chats`` chats through
+the whole flow (their states arm and cancel timeouts too) and reports process CPU per update.
+Target: flat within +-20 % from the smallest N to the largest.
 
 The process is pinned to one CPU (``--cpu``; -1 disables pinning) so the figures are "one core".
 """
@@ -66,6 +74,9 @@ STEP_NAMES = ("/start", "contact", "code", "location", "video_note", "event")
 TARGET_UPDATES_PER_S = 2000.0
 TARGET_P99_MS = 5.0
 TARGET_IDLE_KB = 10.0
+# Target of issue 13: CPU per update with parked timers, flat within this fraction across N.
+TARGET_PARKED_SPREAD = 0.20
+PARKED_DEADLINE_S = 3600.0
 
 
 # ---------------------------------------------------------------------------------- flow + hooks
@@ -334,6 +345,74 @@ async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, Com
     return out
 
 
+# ---------------------------------------------------------------------------------- parked timers
+async def parked_cpu(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    """CPU per update with ``n`` conversations parked, each holding a pending timeout."""
+    registry = build_registry()
+    flows = load_bench_flows(registry)
+    store = MemoryStore()
+    # One real parked conversation, copied n times under other chat ids: realistic data.
+    probe = make_engine(memory_bench(), flows, registry, timers=False)
+    await drive(probe, range(0, 1), 1, PARK_STEPS, record=False)
+    model = await probe.store.get((BOT, 0))
+    assert model is not None and model.state == WAIT_STATE and model.deadline is not None, model
+    now = time.time()
+    for chat_id in range(40_000_000, 40_000_000 + n):
+        conv = model.clone()
+        conv.chat_id = conv.user_id = chat_id
+        conv.version = 0
+        conv.deadline = now + PARKED_DEADLINE_S + chat_id % 600  # spread over ten minutes
+        await store.save(conv)
+    engine = Engine(flows, registry, store, use_timers=True)
+    engine.add_sink(discard)
+    gc.collect()
+    c0, t0 = time.process_time(), time.perf_counter()
+    rearmed = await engine.start()
+    rearm_cpu = time.process_time() - c0
+    rearm_wall = time.perf_counter() - t0
+    await drive(engine, range(10_000_000, 10_000_000 + args.warmup), args.concurrency,
+                len(STEP_NAMES), record=False)
+    gc.collect()
+    res = await drive(engine, range(1, args.chats + 1), args.concurrency, len(STEP_NAMES))
+    pending = len(engine.timers.pending()) if engine.timers else 0
+    errors = engine.stats.get("errors", 0)
+    await engine.stop()
+    clat = sorted(res.cpu_latencies)
+    return {
+        "parked": n, "rearmed": rearmed, "pending_after": pending, "errors": errors,
+        "rearm_s": rearm_wall, "rearm_us_per_timer": rearm_cpu / max(1, rearmed) * 1e6,
+        "cpu_us_per_update": res.cpu / res.updates * 1e6,
+        "updates_per_cpu_s": res.updates / res.cpu if res.cpu else float("nan"),
+        "step_cpu_p50_us": pct(clat, 50) * 1e6, "step_cpu_p99_us": pct(clat, 99) * 1e6,
+        "updates": res.updates,
+    }
+
+
+def run_parked(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    note(f"parked {n}: storing, re-arming, driving {args.chats} chats ...")
+    return asyncio.run(parked_cpu(args, n))
+
+
+def report_parked(results: list[dict[str, Any]], args: argparse.Namespace) -> bool:
+    print(f"\nmachine: nproc={os.cpu_count()} cpu={cpu_model()!r} python={platform.python_version()}")
+    (a, _, _), (b, _, _) = args.load
+    print(f"load average (1 min) {a:.2f} at start, {b:.2f} at end")
+    print(f"run: --parked, chats={args.chats} x {len(STEP_NAMES)} updates, concurrency={args.concurrency},"
+          f" memory store, timers on\n")
+    base = results[0]["cpu_us_per_update"]
+    print(f"{'parked':>8} {'re-arm s':>9} {'us/timer':>9} {'CPU us/update':>14} {'vs first':>9}"
+          f" {'step p50/p99 us':>16} {'timers left':>12}")
+    ok = True
+    for r in results:
+        ratio = r["cpu_us_per_update"] / base
+        ok &= abs(ratio - 1) <= TARGET_PARKED_SPREAD and r["errors"] == 0
+        print(f"{r['parked']:>8} {r['rearm_s']:>9.2f} {r['rearm_us_per_timer']:>9.1f}"
+              f" {r['cpu_us_per_update']:>14.1f} {ratio:>8.2f}x"
+              f" {r['step_cpu_p50_us']:>7.1f}/{r['step_cpu_p99_us']:<8.1f} {r['pending_after']:>12}")
+    print(f"\ntarget: CPU per update within +-{TARGET_PARKED_SPREAD:.0%} of the first row: {mark(ok)}")
+    return ok
+
+
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -426,13 +505,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-tracemalloc", action="store_true", help="RSS figure only")
     p.add_argument("--warmup", type=int, default=100, help="chats run first and not measured")
     p.add_argument("--timers", action="store_true",
-                   help="use_timers=True: APScheduler jobs for every state with a timeout")
+                   help="use_timers=True: an event-loop timer for every state with a timeout")
     p.add_argument("--cpu", type=int, default=-1,
                    help="pin the process (and its to_thread workers) to this CPU (default -1: no pinning;"
                         " the GIL keeps it on about one core anyway)")
     p.add_argument("--profile", metavar="FILE",
                    help="cProfile the measured drive phase; stats go to FILE.<store> and stdout")
     p.add_argument("--profile-lines", type=int, default=30)
+    p.add_argument("--parked", metavar="N1,N2,...",
+                   help="instead of the default figures: CPU per update with N conversations parked,"
+                        " each with a pending timeout (e.g. 1000,10000,100000)")
     return p.parse_args(argv)
 
 
@@ -453,8 +535,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})  # before any thread starts: children and workers inherit it
-    stores = ["memory", "mongo"] if args.store == "both" else [args.store]
     load0 = os.getloadavg()
+    if args.parked:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        parked = []
+        for n in (int(x) for x in args.parked.split(",")):
+            # a fresh process per N: no memory or heap left over from the previous size
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+                parked.append(pool.submit(run_parked, n, args).result())
+        args.load = (load0, os.getloadavg())
+        return 0 if report_parked(parked, args) else 1
+    stores = ["memory", "mongo"] if args.store == "both" else [args.store]
     results = []
     for store in stores:
         if len(stores) == 1:

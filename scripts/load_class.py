@@ -396,9 +396,10 @@ async def run(cfg: Config) -> dict[str, Any]:
         env["BASE_URL"] = api.base_url
     os.environ.update(env)
 
-    from engine.simulator import Simulator, SimUser, video_duration
+    from engine.simulator import Simulator, SimUser
     from integrations.app import build_app
     from integrations.presence import video as video_mod
+    from integrations.presence.media_reader import read_video_note, video_duration
     from integrations.roster.csv_import import import_roster
     from integrations.roster.service import RosterService
     from integrations.settings import get_settings
@@ -420,7 +421,7 @@ async def run(cfg: Config) -> dict[str, Any]:
     measured = Measured()
     sink = StudentSink(measured)
     app.add_sink(sink)
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     engine = app.engine
     queue = app.verify_queue
     await app.start()

@@ -14,11 +14,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, Sequence, Union
 
-from engine.hooks import HookRegistry
-from engine.loader import load_flows
-from engine.runtime import Engine, Sink
-from engine.store import ConversationStore, MemoryStore
-from engine.types import ReplyAction, Update
+from engine import (
+    ConversationStore,
+    Engine,
+    HookRegistry,
+    MemoryStore,
+    ReplyAction,
+    Sink,
+    Update,
+    load_flows,
+)
 from integrations.api.client import AttendanceApiClient
 from integrations.api.roster import HttpRoster
 from integrations.attendance.frames import FrameKeeper

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.simulator import Simulator, SimUser
+from engine import Simulator, SimUser
 from integrations.app.assembly import build_app
 from integrations.app.simulation import faces_source
+from integrations.presence.media_reader import read_video_note
 from integrations.roster.csv_import import import_roster
 from integrations.settings import get_settings
 from integrations.storage.documents import AttendanceRecord
@@ -134,7 +135,7 @@ async def run_demo(echo: bool = True) -> int:
     app.open_storage()
     import_roster(DEMO_DIR / "roster.csv")
     await app.start()
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     teacher = SimUser("asha", 5001, "teacher", "Asha")
     print(f"Demo class: {CLASS_SIZE} students in PFS-101 and PFS-102; teacher Asha Rao.\n")
     try:

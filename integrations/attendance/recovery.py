@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from engine.store import ConversationStore
+from engine import ConversationStore
 from integrations.attendance.notify import Notifier
-from integrations.foundation.names import CHECK_INTERRUPTED, STUDENT_BOT, VERIFYING_STATE
+from integrations.foundation.names import (
+    CHECK_INTERRUPTED,
+    STUDENT_BOT,
+    VERIFYING_STATE,
+)
 
 log = logging.getLogger(__name__)
 

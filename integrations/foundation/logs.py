@@ -16,7 +16,7 @@ from typing import IO, Optional
 
 # One contextvar for the whole app: the engine sets it around each step, the transport from the
 # moment an update arrives. Re-exported here so integrations need not import engine internals.
-from engine.context import RequestIdFilter, request_id_var
+from engine import RequestIdFilter, request_id_var
 
 __all__ = ["configure_logging", "redact", "request_id_var", "JsonFormatter", "RedactFilter", "RequestIdFilter"]
 

@@ -5,7 +5,7 @@ import logging
 from types import SimpleNamespace
 from typing import Any, Optional
 
-from engine.hooks import HookContext
+from engine import HookContext
 from integrations.attendance.services import Services
 from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
 from integrations.storage.documents import Session

@@ -6,8 +6,7 @@ import io
 
 from geopy.distance import geodesic
 
-from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.types import VideoNote
+from engine import HookContext, HookRegistry, HookResult, VideoNote
 
 # The example club's groups (name, latitude, longitude).
 GROUPS = [("Hyderabad", 17.385, 78.4867), ("Vijayawada", 16.5062, 80.648)]

@@ -1,7 +1,7 @@
 """The hook registry of the whole app: every hook any shipped flow may call."""
 from __future__ import annotations
 
-from engine.hooks import HookRegistry
+from engine import HookRegistry
 from integrations.hooks import example as example_hooks
 from integrations.hooks import student, teacher
 

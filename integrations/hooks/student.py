@@ -11,8 +11,7 @@ import logging
 import math
 from typing import Any
 
-from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.types import VideoNote
+from engine import HookContext, HookRegistry, HookResult, VideoNote
 from integrations.attendance.verification import CheckIn
 from integrations.foundation import names
 from integrations.foundation.errors import RosterError

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from engine.hooks import HookContext, HookRegistry, HookResult
+from engine import HookContext, HookRegistry, HookResult
 from integrations.attendance.reports import build_report
 from integrations.foundation import names
 from integrations.foundation.errors import OTP_IN_USE, RosterError

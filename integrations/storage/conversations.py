@@ -13,7 +13,7 @@ from typing import Optional
 from mongoengine import DictField, Document, FloatField, IntField, StringField
 from pymongo.errors import DuplicateKeyError
 
-from engine.store import Conversation, Key, VersionConflict
+from engine import Conversation, Key, VersionConflict
 from integrations.foundation.blocking import run_blocking
 
 

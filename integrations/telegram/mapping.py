@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from pyrogram import raw, types
 
-from engine.types import Callback, Command, Contact, Location, Update, VideoNote
+from engine import Callback, Command, Contact, Location, Update, VideoNote
 
 # "/start", "/start@MyBot", "/otp 1234"; anything else starting with "/" is plain text.
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{3,64}))?(?:\s+(.*))?$", re.DOTALL)

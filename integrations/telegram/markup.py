@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 from pyrogram import types
 
-from engine.types import Button, InlineButton, SendText
+from engine import Button, InlineButton, SendText
 
 log = logging.getLogger(__name__)
 

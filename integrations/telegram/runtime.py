@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from pyrogram import Client
 
-from engine.types import Outgoing
+from engine import Outgoing
 from integrations.settings import Settings
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import heartbeat_path, write_heartbeat

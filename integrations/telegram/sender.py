@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Mapping, Optional, TypeVar
 from pyrogram import Client, enums
 from pyrogram.errors import FloodWait, MessageNotModified, RPCError
 
-from engine.types import (
+from engine import (
     AnswerCallback,
     DeleteMessage,
     EditText,

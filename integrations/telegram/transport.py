@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 from pyrogram import Client, StopPropagation, raw, types
 from pyrogram.handlers import CallbackQueryHandler, MessageHandler, RawUpdateHandler
 
-from engine.types import Update, VideoNote
+from engine import Update, VideoNote
 from integrations.foundation.logs import request_id_var
 from integrations.telegram.mapping import location_from_raw, map_callback, map_message
 

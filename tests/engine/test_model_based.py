@@ -2,10 +2,11 @@
 
 For each state and each transition the compiled python-statemachine class declares, the test
 builds the input that should take it (a valid answer, a hook outcome, a button, a command, an
-event, a timeout, repeated failures) and checks the interpreter lands where the machine says.
-Hooks are replaced by stubs with the same declared outcomes, so each outcome can be forced.
-Each ask state is also fed inputs that must fail its guards (wrong kind, forwarded media,
-invalid values) and must stay put. Nothing may raise.
+event, a timeout, repeated failures, /back after answering the question it returns to) and
+checks the interpreter lands where the machine says. Hooks are replaced by stubs with the same
+declared outcomes, so each outcome can be forced. Each ask state is also fed inputs that must
+fail its guards (wrong kind, forwarded media, invalid values) and must stay put. Nothing may
+raise.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from hypothesis import HealthCheck, find, settings as hyp_settings
 from hypothesis import strategies as st
 
 from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.interpreter import OPTIONS_KEY, TIMEOUT_EVENT, Step
+from engine.constants import BACK_PREFIX, HISTORY_KEY, OPTIONS_KEY, TIMEOUT_EVENT
+from engine.step import Step
 from engine.loader import CompiledFlow, flow_files, load_flow
 from engine.spec import StateSpec
 from engine.store import Conversation
@@ -175,7 +177,7 @@ class Harness:
         if event.startswith("opt_"):
             index = next(i for i, o in enumerate(state.options) if o.id == event[4:])
             return (await self.step(conv, *valid_inputs(state, index)[0])).trace
-        if event == "timeout":
+        if event == TIMEOUT_EVENT:
             conv.deadline = 0.0
             return (await self.step(conv, "event", Event(TIMEOUT_EVENT, {"epoch": EPOCH}))).trace
         if event == "retry":
@@ -191,6 +193,9 @@ class Harness:
                     for kind, payload in valid_inputs(state):
                         trace += (await self.step(conv, kind, payload)).trace
             return trace
+        if event.startswith(BACK_PREFIX):  # /back after answering that question
+            conv.data[HISTORY_KEY] = [event[len(BACK_PREFIX):]]
+            return (await self.step(conv, "command", Command("back"))).trace
         if event.startswith("cmd_"):
             return (await self.step(conv, "command", Command(event[4:], "1"))).trace
         if event.startswith("ev_"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.constants import TIMEOUT_EVENT
 from engine.hooks import HookContext, HookRegistry, HookResult
 from engine.runtime import Engine
 from engine.simulator import Simulator
@@ -153,7 +154,7 @@ async def test_stale_timeout_is_ignored(tmp_path: Path) -> None:
     u = sim_user()
     await sim.send(u, "/start")
     conv = await sim.engine.store.get((u.bot, u.chat))
-    assert await sim.event(u, "__timeout__", {"epoch": conv.epoch - 1}) == []
+    assert await sim.event(u, TIMEOUT_EVENT, {"epoch": conv.epoch - 1}) == []
     assert await sim.state_of(u) == "first"
 
 

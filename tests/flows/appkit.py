@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.simulator import Simulator, SimUser
 from integrations.app import App, build_app
+from integrations.presence.media_reader import read_video_note
 from integrations.roster.csv_import import import_roster
 from integrations.settings import load_settings
 from integrations.storage.connection import connect_db
@@ -36,7 +37,7 @@ def make_app(**overrides: Any) -> tuple[App, Simulator]:
                     processor=lambda job: verifier.verify(b"", job.batch, job.student_id))
     app.open_storage()
     import_roster(REPO / "flows" / "scripts" / "fixtures" / "roster.csv")
-    return app, Simulator(app.engine)
+    return app, Simulator(app.engine, media_reader=read_video_note)
 
 
 async def open_session(sim: Simulator, teacher: SimUser = ASHA, phone: str = "+919848000001",

@@ -15,6 +15,7 @@ from integrations.api.roster import HttpRoster
 from integrations.app import App, build_app
 from integrations.attendance.outbox_worker import OutboxWorker
 from integrations.foundation import crypto
+from integrations.presence.media_reader import read_video_note
 from integrations.roster.service import RosterService, snapshot
 from integrations.settings import load_settings
 from integrations.storage.documents import Session, StudentSnapshot, Teacher
@@ -161,7 +162,7 @@ async def harness(db, box, api, settings, switch, roster):  # noqa: F811
     verifier = FakeFaceVerifier()
     app = build_app(settings, flows=[str(REPO / "flows" / "student.yaml")], roster=roster, verifier=verifier,
                     store=MemoryStore(), connect=False, outbox_interval=3600)  # passes run by the tests
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     await app.start()
     session = open_session(roster)
     h = Harness(app, sim, verifier, session, api, switch)

@@ -16,6 +16,7 @@ from typing import Any
 from engine.simulator import SimUser, Simulator, describe
 from engine.types import Outgoing
 from integrations.app import build_app
+from integrations.presence.media_reader import read_video_note
 from integrations.settings import get_settings
 
 
@@ -32,7 +33,7 @@ async def main() -> int:
             _emit({"out": out.chat_id, "bot": out.bot, "text": describe(action)})
 
     app.add_sink(sink)
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     await app.start()
     _emit({"ready": True})
     loop = asyncio.get_running_loop()

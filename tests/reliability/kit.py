@@ -34,6 +34,7 @@ from integrations.attendance.services import Services
 from integrations.foundation.names import REPORT_EVENT
 from integrations.hooks.registry import build_registry
 from integrations.presence.faces.base import FaceResult, FaceVerifier
+from integrations.presence.media_reader import read_video_note
 from integrations.presence.verify_queue import VerifyJob, VideoNoteProcessor
 from integrations.roster.csv_import import import_roster
 from integrations.roster.local import LocalRoster
@@ -244,7 +245,7 @@ class Deployment:
         instance = self.build()
         number = instance.number
         if self.sim is None:
-            self.sim = Simulator(instance.engine)
+            self.sim = Simulator(instance.engine, media_reader=read_video_note)
             receive = self.sim._receive
             instance.engine._sinks.clear()
         else:

@@ -33,10 +33,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.interpreter import TIMEOUT_EVENT, is_transient
+from engine import TIMEOUT_EVENT, is_transient
 from engine.simulator import Simulator, SimUser
 from engine.store import Conversation, MemoryStore
 from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
+from integrations.presence.media_reader import read_video_note
 from integrations.roster import records
 from integrations.roster.base import StudentInfo
 from integrations.storage.documents import (
@@ -191,7 +192,7 @@ class FuzzWorld:
         self.dep = Deployment(tmp_path, store_kind, settings_overrides={"report_buffer_seconds": 3600})
         self.instance = self.dep.build()  # never started: no timers or scheduled reports in the background
         self.engine = self.instance.engine
-        self.sim = Simulator(self.engine)
+        self.sim = Simulator(self.engine, media_reader=read_video_note)
         self.notes = {}
         if faces_dir is not None:
             self.notes = {f"real:{n}".encode(): (faces_dir / f"note_{n}.mp4").read_bytes()

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from engine.interpreter import TIMEOUT_EVENT
+from engine import TIMEOUT_EVENT
 from integrations.attendance.reports import ReportScheduler
 from integrations.storage.documents import AttendanceRecord, Session
 

@@ -9,15 +9,24 @@ from typing import Any
 
 import yaml
 
-from engine.diagram import draw, markdown
-from engine.loader import check_paths, flow_files, load_flow
-from engine.script import run_script
-from engine.simulator import InputError, Simulator, SimUser
+from engine import (
+    EngineError,
+    InputError,
+    Simulator,
+    SimUser,
+    check_paths,
+    draw,
+    flow_files,
+    load_flow,
+    markdown,
+    run_script,
+)
 from integrations.app.assembly import build_app
 from integrations.app.cli.common import quiet_logging
 from integrations.app.demo import run_demo
 from integrations.app.simulation import REPO, apply_env, prepare
 from integrations.hooks.registry import build_registry
+from integrations.presence.media_reader import read_video_note
 from integrations.settings import get_settings
 
 
@@ -33,8 +42,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flow_failure(exc: Exception) -> int:
+    """A flow that does not load: its problems as `file:line: state 'x': message`, exit 1."""
+    problems = getattr(exc, "problems", None) or [exc]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1
+
+
 def cmd_draw(args: argparse.Namespace) -> int:
-    flow = load_flow(args.flow, build_registry())
+    try:
+        flow = load_flow(args.flow, build_registry())
+    except EngineError as exc:
+        return _flow_failure(exc)
     text = markdown(flow.spec) if args.format == "markdown" else draw(flow.spec, args.format)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +66,11 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    script: Any = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    try:
+        script: Any = yaml.safe_load(Path(args.script).read_text(encoding="utf-8")) if args.script else None
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{args.script}: cannot read the script: {exc}", file=sys.stderr)
+        return 1
     flows = args.flow or (script or {}).get("flows") or (script or {}).get("flow")
     if not flows:
         print("name a flow file (or give a script with `flows:`)", file=sys.stderr)
@@ -54,15 +78,23 @@ async def _simulate(args: argparse.Namespace) -> int:
     setup = (script or {}).get("setup") or {}
     apply_env(setup)
     settings = get_settings()
-    app = build_app(settings, flows=flows, ephemeral_db=True)
+    try:
+        app = build_app(settings, flows=flows, ephemeral_db=True)
+    except EngineError as exc:
+        return _flow_failure(exc)
     app.open_storage()
     variables = prepare(setup, settings.faces_dir)
     await app.start()
-    sim = Simulator(app.engine, echo=print if (not args.script or args.verbose) else None)
+    sim = Simulator(app.engine, echo=print if (not args.script or args.verbose) else None,
+                    media_reader=read_video_note)
     try:
         if script:
             default_bot = next(iter(app.engine.flows))
-            result = await run_script(sim, script, default_bot, variables=variables)
+            try:
+                result = await run_script(sim, script, default_bot, variables=variables)
+            except InputError as exc:
+                print(f"{args.script}: {exc}", file=sys.stderr)
+                return 1
             for failure in result.failures:
                 print("FAIL", failure)
             print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")

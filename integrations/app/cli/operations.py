@@ -29,8 +29,8 @@ from integrations.roster.service import RosterService
 from integrations.settings import Settings, SettingsError
 from integrations.storage import outbox
 from integrations.storage.connection import Database, open_database
-from integrations.storage.embedded import EmbeddedDatabaseError
 from integrations.storage.documents import Session, utcnow
+from integrations.storage.embedded import EmbeddedDatabaseError
 from integrations.storage.indexes import ensure_indexes
 from integrations.telegram import (
     check_heartbeat,

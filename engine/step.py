@@ -9,19 +9,28 @@ import dataclasses
 import logging
 import re
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
-from .compiler import (
-    event_command,
-    event_internal,
-    event_next,
-    event_option,
-    event_outcome,
+from .compiler import event_back, event_command, event_internal, event_option, event_outcome
+from .constants import (
+    ACCEPTS,
+    BACK_CHOICE,
+    BACK_COMMAND,
+    COMMAND_ARGS_KEY,
+    DONE_CHOICE,
+    HISTORY_KEY,
+    HISTORY_LIMIT,
+    MAX_HOPS,
+    NEXT_EVENT,
+    OPTIONS_KEY,
+    RETRY_EVENT,
+    TIMEOUT_EVENT,
 )
+from .errors import FlowRuntimeError
 from .hooks import HookContext, HookRegistry, HookResult
 from .loader import CompiledFlow
 from .render import fill, inline_options, parse_callback, prompt_action
-from .spec import ACCEPTS, Handler, StateSpec
+from .spec import Handler, StateSpec
 from .store import Conversation
 from .types import (
     AnswerCallback,
@@ -41,21 +50,14 @@ from .types import (
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_EVENT = "__timeout__"
-OPTIONS_KEY = "__options"
-MAX_HOPS = 50
-
-
-def is_transient(key: str) -> bool:
-    """`_name` keys live for one step only (passwords, video bytes, report files)."""
-    return key.startswith("_") and not key.startswith("__")
-
-
-class FlowRuntimeError(RuntimeError):
-    """A flow did something its checks should have caught (e.g. an unhandled outcome)."""
+# How a state is entered, for the back history: by answering the question the conversation was
+# in (remembered), by going back (already popped), or by anything else (history cleared).
+Via = Literal["answer", "back", "jump"]
 
 
 class Step:
+    """Handles one update for one conversation; the Engine persists what it leaves behind."""
+
     def __init__(
         self,
         flow: CompiledFlow,
@@ -74,6 +76,8 @@ class Step:
         self.clock = clock
         self.actions: list[ReplyAction] = []
         self.trace: list[str] = []  # every state entered during this step, in order
+        # Questions answered on the way here, newest last: where /back returns to.
+        self.history: list[str] = list(conversation.data.get(HISTORY_KEY) or ()) if self.spec.back else []
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -117,11 +121,17 @@ class Step:
     async def start(self) -> None:
         """A conversation's first update: enter the start state (commands still count)."""
         if self.update.kind == "command":
-            await self.handle()
+            await self._handle()
         else:
             await self.enter(self.spec.start)
+        self._keep_history()
 
     async def handle(self) -> None:
+        """An update for a conversation that is in one of the flow's states."""
+        await self._handle()
+        self._keep_history()
+
+    async def _handle(self) -> None:
         update, state = self.update, self.state_spec()
         if update.kind == "event":
             await self._on_event(state, update.payload)  # type: ignore[arg-type]
@@ -139,18 +149,21 @@ class Step:
 
     # ------------------------------------------------------------------ commands and events
     async def _on_command(self, state: StateSpec, command: Command) -> None:
+        if command.name == BACK_COMMAND and self.spec.back is not None:
+            await self._back(state)
+            return
         handler = state.commands.get(command.name) or self.spec.commands.get(command.name)
         if handler is None:
             self.say(self.text("unknown_command"))
             return
-        self.data["command_args"] = command.args
+        self.data[COMMAND_ARGS_KEY] = command.args
         await self._run_handler(handler, event_command(command.name))
 
     async def _on_event(self, state: StateSpec, event: Event) -> None:
         if event.name == TIMEOUT_EVENT:
             if event.data.get("epoch") == self.conv.epoch and state.timeout:
                 self.say(state.timeout.say)
-                await self._follow("timeout")
+                await self._follow(TIMEOUT_EVENT)
             return
         handler = state.events.get(event.name) or self.spec.events.get(event.name)
         if handler is None:
@@ -168,14 +181,55 @@ class Step:
         if handler.goto:
             await self._follow(event)
 
-    async def _follow(self, event: str) -> None:
+    async def _follow(self, event: str, via: Via = "jump") -> None:
         target = self.flow.stepper.target(self.conv.state, event)
         if target is None:
             raise FlowRuntimeError(f"no transition for {event!r} from {self.conv.state!r}")
-        await self.enter(target)
+        await self.enter(target, via)
+
+    # ------------------------------------------------------------------ going back
+    def _keep_history(self) -> None:
+        if self.history:
+            self.data[HISTORY_KEY] = self.history[-HISTORY_LIMIT:]
+        else:
+            self.data.pop(HISTORY_KEY, None)
+
+    def _back_label(self, state: StateSpec, shown: bool = True) -> Optional[str]:
+        """The Back button's label where this question has one; ``shown``: only when there is
+        somewhere to go back to (a keyboard can outlive its question, so a tap is still read)."""
+        back = self.spec.back
+        if back is None or not back.button or not state.back or (shown and not self.history):
+            return None
+        return fill(back.button, self.values())
+
+    def _is_back_button(self, state: StateSpec) -> bool:
+        label = self._back_label(state, shown=False)
+        return (label is not None and self.update.kind == "text"
+                and str(self.update.payload or "").strip() == label.strip())
+
+    async def _back(self, state: StateSpec) -> None:
+        """Return to the previous question, if this state allows it and the flow leads there."""
+        back = self.spec.back
+        assert back is not None
+        question = self.history[-1] if self.history else None
+        if (not state.back or question is None
+                or self.flow.stepper.target(state.name, event_back(question)) != question):
+            if isinstance(self.update.payload, Callback):
+                self._answer_callback(back.unavailable)
+            else:
+                self.say(back.unavailable)
+            return
+        self.history.pop()
+        self._answer_callback()
+        await self.enter(question, "back")
 
     # ------------------------------------------------------------------ entering states
-    async def enter(self, target: str) -> None:
+    async def enter(self, target: str, via: Via = "jump") -> None:
+        """Enter ``target`` and go on until a state waits (asks, waits for an event, or ends)."""
+        if via == "answer":
+            self.history.append(self.conv.state)
+        elif via == "jump":
+            self.history.clear()
         for _ in range(MAX_HOPS):
             state = self.spec.states[target]
             self.trace.append(target)
@@ -187,6 +241,7 @@ class Step:
             if state.document:
                 self._document(state.document)
             if state.final:
+                self.history.clear()
                 return
             if state.ask:
                 await self._prompt(state)
@@ -198,7 +253,7 @@ class Step:
                 target = next_target
                 continue
             if state.next:
-                target = self.flow.stepper.target(target, event_next()) or state.next
+                target = self.flow.stepper.target(target, NEXT_EVENT) or state.next
                 continue
             return  # a state that waits for an event or a command
         raise FlowRuntimeError(f"more than {MAX_HOPS} states without waiting for the user")
@@ -226,7 +281,10 @@ class Step:
         if state.ask == "multichoice" and state.save:
             selected = [s for s in self.data.get(state.save) or [] if s in dict(options)]
             self.data[state.save] = selected
-        self.actions.append(prompt_action(state, self.values(), self.conv.epoch, options, selected))
+        while self.history and self.history[-1] == state.name:
+            self.history.pop()  # answered and asked again: not a step back
+        self.actions.append(prompt_action(state, self.values(), self.conv.epoch, options, selected,
+                                          self._back_label(state)))
 
     # ------------------------------------------------------------------ hooks
     def _ctx(self, state: StateSpec, answer: Any = None) -> HookContext:
@@ -239,7 +297,7 @@ class Step:
         handler = state.on.get(result.outcome)
         if handler is None:
             if result.outcome == "ok" and state.next:
-                return self.flow.stepper.target(state.name, event_next())
+                return self.flow.stepper.target(state.name, NEXT_EVENT)
             raise FlowRuntimeError(f"hook {state.call!r} returned unhandled {result.outcome!r}")
         if handler.reset:
             self.conv.data = dict(self.spec.data)
@@ -259,13 +317,16 @@ class Step:
         self.conv.retries += 1
         if state.retry and self.conv.retries >= state.retry.max:
             self.say(state.retry.say or self.text("too_many_attempts"))
-            await self._follow("retry")
+            await self._follow(RETRY_EVENT)
         else:
             self.say(message or state.hint or self.text("wrong_kind"))
 
     async def _on_input(self, state: StateSpec) -> None:
         update = self.update
         assert state.ask is not None
+        if self._is_back_button(state):
+            await self._back(state)
+            return
         if update.kind not in ACCEPTS[state.ask]:
             if update.kind == "callback":
                 self._answer_callback(self.text("stale_button"))
@@ -296,14 +357,14 @@ class Step:
         if state.call:
             target = await self._call(state, value)
             if target is not None:
-                await self.enter(target)
+                await self.enter(target, "answer")
             return
         if state.ask == "choice":
             option = next((o for o in state.options if o.id == value), None)
             if option and option.goto:
-                await self._follow(event_option(option.id))
+                await self._follow(event_option(option.id), "answer")
                 return
-        await self._follow(event_next())
+        await self._follow(NEXT_EVENT, "answer")
 
     async def _callback_value(self, state: StateSpec) -> Any:
         payload = self.update.payload
@@ -312,8 +373,11 @@ class Step:
         if epoch != self.conv.epoch:
             self._answer_callback(self.text("stale_button"))
             return None
+        if choice == BACK_CHOICE and self.spec.back is not None:
+            await self._back(state)
+            return None
         options = await self._options(state, refresh=False)
-        if state.ask == "multichoice" and choice == "done":
+        if state.ask == "multichoice" and choice == DONE_CHOICE:
             selected = list(self.data.get(state.save or "", []))
             if len(selected) < state.min_selected:
                 self._answer_callback(state.hint or self.text("wrong_kind"))
@@ -343,7 +407,7 @@ class Step:
                 EditText(
                     self.update.message_id,
                     fill(state.prompt or "", self.values()),
-                    inline_options(options, self.conv.epoch, selected, done),
+                    inline_options(options, self.conv.epoch, selected, done, self._back_label(state)),
                 )
             )
         return None

@@ -1,0 +1,60 @@
+"""Every name and limit the engine agrees on with flows, transports and stores, in one place."""
+from __future__ import annotations
+
+# --- machine events (what an update means; see compiler.py). One name per event, everywhere:
+# the compiled transition, the internal Event the timer posts, and docs/flows.md.
+NEXT_EVENT = "next"
+TIMEOUT_EVENT = "timeout"  # also the name of the Event a timer posts to a chat
+RETRY_EVENT = "retry"
+OUTCOME_PREFIX = "o_"
+OPTION_PREFIX = "opt_"
+COMMAND_PREFIX = "cmd_"
+INTERNAL_PREFIX = "ev_"
+BACK_PREFIX = "back_"
+# Flow event names the engine keeps for itself (a flow's `events:` may not use them).
+RESERVED_EVENTS = (TIMEOUT_EVENT,)
+
+# --- the built-in back (docs/flows.md, "Going back")
+BACK_COMMAND = "back"
+HISTORY_LIMIT = 10  # questions remembered for /back; older ones are dropped
+
+# --- conversation data keys. `__name`: engine bookkeeping, stored but never a placeholder;
+# `_name`: transient, lives for one step only (passwords, video bytes, generated files).
+OPTIONS_KEY = "__options"
+HISTORY_KEY = "__history"
+COMMAND_ARGS_KEY = "command_args"
+BUILTIN_KEYS = ("first_name", "user_id", "chat_id", COMMAND_ARGS_KEY)
+
+# --- flows
+INPUT_KINDS = ("text", "number", "contact", "location", "video_note", "choice", "multichoice")
+# Which Update kinds answer which ask kind.
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "number": ("text",),
+    "contact": ("contact",),
+    "location": ("location",),
+    "video_note": ("video_note",),
+    "choice": ("callback", "text"),
+    "multichoice": ("callback",),
+}
+# Media that must come from the sender themselves unless the state says otherwise.
+FORWARD_SENSITIVE = ("contact", "location", "video_note")
+REQUIRED_COMMANDS = ("start", "cancel", "help")
+MAX_HOPS = 50  # states entered in one step without waiting for the user
+
+# --- replies
+TICK = "✅ "  # marks a ticked multichoice option
+MAX_TEXT = 4096  # Telegram's message length limit
+DONE_CHOICE = "done"  # callback choice of a multichoice's done button
+BACK_CHOICE = "back"  # callback choice of an inline Back button
+DEFAULT_DONE_LABEL = "Done"
+
+# --- checker
+SUGGEST_CUTOFF = 0.6  # difflib ratio for "did you mean ...?"
+STATE_NAME_PATTERN = "^[a-z][a-z0-9_]*$"  # flow.schema.json's $defs.target (and flow/bot names)
+MAX_PROBLEM_LENGTH = 200  # characters of a schema message shown before "…"
+
+
+def is_transient(key: str) -> bool:
+    """`_name` keys live for one step only (passwords, video bytes, report files)."""
+    return key.startswith("_") and not key.startswith("__")
