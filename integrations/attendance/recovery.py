@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 async def resume_interrupted_checks(store: ConversationStore, notify: Notifier, *, started_at: float) -> int:
     """Post ``check_interrupted`` to every student left waiting by an earlier process; how many."""
-    stuck = [c for c in await store.with_deadlines()
-             if c.bot == STUDENT_BOT and c.state == VERIFYING_STATE and c.updated_at < started_at]
+    stuck = [c for c in await store.with_deadlines()  # an overdue one is left to its timeout
+             if c.bot == STUDENT_BOT and c.state == VERIFYING_STATE and c.updated_at < started_at
+             and (c.deadline or 0) > started_at]
     for conversation in stuck:
         await notify(STUDENT_BOT, conversation.chat_id, CHECK_INTERRUPTED, {}, conversation.user_id)
     if stuck:
