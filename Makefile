@@ -23,7 +23,7 @@ check: $(STAMP)
 	$(PY) run.py check flows
 
 draw: $(STAMP)
-	for f in flows/*.yaml; do $(PY) run.py draw $$f --format mermaid --output docs/diagrams/$$(basename $$f .yaml).md; done
+	for f in flows/*.yaml; do $(PY) run.py draw $$f --format markdown --output docs/diagrams/$$(basename $$f .yaml).md; done
 
 bench: $(STAMP)
 	$(PY) scripts/bench_engine.py
