@@ -13,18 +13,18 @@ Each chat walks scripts/bench_flow.yaml from /start to the end (6 updates: /star
 ``--concurrency`` asyncio workers in one thread, and every worker yields to the loop between
 two updates, so updates of different chats interleave the way a transport would deliver them.
 
-Figures, per store (the in-memory store and MongoConversationStore on mongomock, separately):
+Figures, per store (the in-memory store and MongoConversationStore on a real wire server --
+--mongo-uri, else a private SecantusDB server in memory -- separately):
 
 * updates/s  -- updates handled / wall time of the drive phase (warm-up excluded);
 * latency    -- p50/p90/p99/max of the time around ``await engine.submit(update)``. With the
-  memory store a step never yields, so this is the pure CPU cost of a step. With mongomock the
+  memory store a step never yields, so this is the pure CPU cost of a step. With MongoDB the
   store calls run in ``asyncio.to_thread`` and a step yields twice, so its latency also contains
   the time other chats' steps ran meanwhile (it grows with --concurrency);
 * memory per idle conversation -- ``--idle`` conversations parked in the waiting state
   ``verifying``: RSS delta and (separately, on a fresh engine) tracemalloc's retained-bytes
-  delta, each divided by the count. For mongomock this is mongomock's in-process copy of the
-  documents (a real MongoDB keeps them in the server); the BSON size of one document is shown
-  for reference.
+  delta, each divided by the count. For MongoDB the documents live in the server process,
+  so this is the client's share; the BSON size of one document is shown for reference.
 
 ``--parked N1,N2,...`` measures something else (issue 13): the CPU cost of an update while N
 conversations are parked, each with a pending state timeout. For each N, in a fresh process, it
@@ -129,20 +129,37 @@ def memory_bench() -> Bench:
     return Bench("memory", MemoryStore)
 
 
-def mongo_bench(uri: str = "mongomock://localhost/bench") -> Bench:
+def mongo_bench(uri: Optional[str] = None) -> Bench:
+    """MongoConversationStore on ``uri``, or on a private SecantusDB server in memory (a separate
+    process speaking the wire protocol, as production's MongoDB does)."""
+    import tempfile
+
     from integrations.storage.connection import connect_db, disconnect_db
     from integrations.storage.conversations import ConversationDoc, MongoConversationStore
+    from integrations.storage.embedded import EmbeddedServer
+
+    server = None
+    if uri is None:
+        server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="bench-db-")), memory=True).start()
+        uri = f"{server.base_uri}/bench"
 
     def make() -> ConversationStore:
-        connect_db(uri)  # mongomock: a fresh in-memory database on each call
-        if not uri.startswith("mongomock://"):
-            ConversationDoc.drop_collection()  # a real server: start empty (db name checked below)
+        connect_db(uri)
+        ConversationDoc.drop_collection()  # start empty (the db name is checked below)
+        ConversationDoc.ensure_indexes()
         return MongoConversationStore()
 
-    if not uri.startswith("mongomock://") and "bench" not in uri.rsplit("/", 1)[-1].split("?")[0]:
+    def cleanup() -> None:
+        disconnect_db()
+
+    if "bench" not in uri.rsplit("/", 1)[-1].split("?")[0]:
         raise SystemExit("--mongo-uri: use a database whose name contains 'bench' (its"
                          " conversations collection is dropped)")
-    return Bench("mongomock" if uri.startswith("mongomock://") else "mongodb", make, disconnect_db)
+    if server is not None:
+        import atexit
+
+        atexit.register(server.stop)
+    return Bench("mongodb", make, cleanup)
 
 
 def make_engine(bench: Bench, flows: dict[str, CompiledFlow], registry: HookRegistry,
@@ -330,7 +347,7 @@ async def idle_traced(bench: Bench, args: argparse.Namespace, flows: dict[str, C
 async def run_store(bench: Bench, args: argparse.Namespace, flows: dict[str, CompiledFlow],
                     registry: HookRegistry) -> dict[str, Any]:
     out: dict[str, Any] = {"store": bench.name}
-    idle_n = min(args.idle, args.mongo_idle) if bench.name == "mongomock" else args.idle
+    idle_n = min(args.idle, args.mongo_idle) if bench.name == "mongodb" else args.idle
     if idle_n > 0:
         note(f"  {bench.name}: parking {idle_n} idle conversations (RSS)")
         await idle_rss(bench, args, flows, registry, out, idle_n)
@@ -422,7 +439,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("python-statemachine", "mongomock", "mongoengine", "pymongo"):
+    for pkg in ("python-statemachine", "SecantusDB", "mongoengine", "pymongo"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -494,11 +511,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="chats in flight at once")
     p.add_argument("--idle", type=int, default=10_000,
                    help="conversations parked in the waiting state for the memory figure (0: skip)")
-    p.add_argument("--mongo-uri", default="mongomock://localhost/bench",
+    p.add_argument("--mongo-uri", default=None,
                    help="mongo store to measure; a real server (mongodb://host/bench) is possible,"
                         " its db name must contain 'bench' (the collection is dropped)")
     p.add_argument("--mongo-idle", type=int, default=1000,
-                   help="cap on --idle for mongomock, whose find/update scan the whole collection"
+                   help="cap on --idle for the mongo store (each parked conversation is a server round trip)"
                         " (O(n) per query: 10,000 parked chats take many minutes)")
     p.add_argument("--trace-idle", type=int, default=10_000,
                    help="how many of them to park again under tracemalloc (slower)")
