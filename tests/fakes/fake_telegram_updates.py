@@ -59,9 +59,11 @@ class FakeUpdatesApi:
         self._msg_id += 1
         return self._next(message)
 
-    def live_update(self, pts: int, message: Any) -> Any:
-        """The push a connected client would get for a logged message."""
-        return wire(raw.types.UpdateNewMessage(message=message, pts=pts, pts_count=1))
+    def live_update(self, pts: int, message: Any) -> tuple[Any, dict, dict]:
+        """The push a connected client would get for a logged message: (update, users, chats)."""
+        sender = message.from_id.user_id if message.from_id else None
+        users = {sender: wire(self.users[sender])} if sender in self.users else {}
+        return wire(raw.types.UpdateNewMessage(message=message, pts=pts, pts_count=1)), users, {}
 
     def state(self) -> raw.types.updates.State:
         return raw.types.updates.State(pts=self.pts, qts=self.qts, date=self.date, seq=0, unread_count=0)
