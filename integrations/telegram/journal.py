@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import itertools
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -30,6 +31,9 @@ from engine.types import (
     SendDocument,
     SendText,
 )
+
+
+FAILED_KEPT = 1000  # in memory: the most recent failed entries kept for inspection
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class MemoryReplyJournal:
     def __init__(self) -> None:
         self._seq = itertools.count(1)
         self._pending: dict[int, JournalEntry] = {}
-        self._failed: list[FailedReply] = []
+        self._failed: deque[FailedReply] = deque(maxlen=FAILED_KEPT)
 
     async def append(self, bot: str, logical: str, chat_id: int, actions: Sequence[ReplyAction],
                      request_id: str = "") -> JournalEntry:
@@ -100,7 +104,7 @@ class MemoryReplyJournal:
         return [self._pending[seq] for seq in sorted(self._pending)]
 
     async def failed(self, limit: int = 100) -> list[FailedReply]:
-        return list(reversed(self._failed[-limit:]))
+        return list(reversed(self._failed))[:limit]
 
 
 # ------------------------------------------------------------------ codec (JSON-safe dicts)

@@ -342,3 +342,29 @@ async def test_serve_engine_round_trip_and_sigterm(fake_network, config, factory
     lifecycle = [e for e in events if e.startswith("engine") or e.startswith("stop")]
     assert lifecycle == ["engine:start", "engine:submit:hi", "engine:drain", "stop:attendance-teacher",
                          "stop:attendance-student", "engine:stop"]
+
+
+async def test_clients_are_built_with_explicit_workers_and_floodwaits_surfaced(config):
+    from dataclasses import replace
+
+    client = default_client_factory(in_memory=True)("student", replace(config, workers=7))
+    assert client.workers == 7  # TELEGRAM_WORKERS, not the library's cpu-based default
+    assert client.sleep_threshold == 0  # a FloodWait reaches the send queue, which pauses the bot
+    assert client.skip_updates is True  # the library's unordered catch-up is off; ours runs
+
+
+async def test_stats_and_health_per_bot(fake_network, config, factory):
+    async def noop(*_): ...
+
+    runtime = TelegramRuntime(config, noop, noop, in_memory=True, heartbeat_interval=0,
+                              handle_signals=False, client_factory=factory)
+    task = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(runtime.started.wait(), 5)
+    stats = runtime.stats()
+    assert set(stats) == {"teacher", "student"}
+    assert {"connected", "depth", "send_rate", "reply_wait_p95_s", "flood_waits", "caught_up"} <= set(stats["student"])
+    health = runtime.health()
+    assert health["ok"] and health["bots"]["teacher"]["connected"]
+    runtime.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert not runtime.health()["ok"]
