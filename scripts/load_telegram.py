@@ -255,6 +255,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "edits_per_student": round(edits / args.students, 3),
         "send_rate": round(len(calls) / (max(calls) - min(calls)), 2) if len(calls) > 1 else 0.0,
         "last_verdict_s": round(last_verdict, 2),
+        "verdict_p50_s": round(pct([t - t0 for t in verdict_at.values()], 50), 2),
         "floor_s": round(floor, 2),
         "last_verdict_over_floor": round(last_verdict / floor, 3) if floor else None,
         "budget_floor_s": round(messages / (args.global_rate * args.bots), 2),
