@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     telegram_session_dir: Path = Path("data/sessions")
     send_rate_per_chat: float = 1.0  # messages per second to one chat
     send_rate_global: float = 30.0  # messages per second per bot
+    student_bot_tokens: Optional[SecretStr] = None  # comma-separated extra bots running the student flow
+    telegram_workers: int = Field(16, ge=1, le=256)  # Pyrogram handler tasks per bot
+    send_burst_per_chat: int = Field(2, ge=1, le=10)  # messages one chat may get back to back
+    send_concurrency: int = Field(8, ge=1, le=64)  # sends in flight per bot
+    send_max_attempts: int = Field(5, ge=1, le=20)  # tries of one message before it is recorded as failed
+    telegram_catch_up: bool = True  # at start, fetch and answer what arrived while the bots were down
 
     # --- roster and the external attendance API
     roster_backend: Literal["local", "http"] = "local"
@@ -124,7 +130,7 @@ class Settings(BaseSettings):
         return [name for name, value in needed.items() if not value]
 
 
-_SECRET_FIELDS = {"secret_key", "api_hash", "teacher_bot_token", "student_bot_token"}
+_SECRET_FIELDS = {"secret_key", "api_hash", "teacher_bot_token", "student_bot_token", "student_bot_tokens"}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,6 +7,8 @@ Run on demand (a small version runs in CI: tests/load/test_load_small.py):
     .venv/bin/python scripts/load_class.py --students 100 --time-scale 0.1   # quick: 9 s window, 0.05 s API, 0.1 s face
     .venv/bin/python scripts/load_class.py --store mongo --workers 64 --json /tmp/load.json
     .venv/bin/python scripts/load_class.py --roster slow-local               # no HTTP: LocalRoster + sleeps
+    .venv/bin/python scripts/load_class.py --telegram [--bots 3]             # issue 13: the class on Telegram's
+                                                                             # limits (scripts/load_telegram.py)
 
 What runs, all in this process:
 
@@ -799,6 +801,11 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, argparse.Names
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--telegram" in argv:  # the send path against Telegram's limits: its own script and options
+        import load_telegram
+
+        return load_telegram.main([a for a in argv if a != "--telegram"])
     cfg, args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     res = asyncio.run(run(cfg))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from integrations.app.assembly import App
 from integrations.storage.conversations import ConversationDoc
@@ -13,19 +13,20 @@ from integrations.storage.documents import AttendanceRecord, Session, Student, T
 STATS_FILE = "stats.json"
 
 
-def snapshot(app: App) -> dict[str, Any]:
+def snapshot(app: App, telegram: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     return {
         "ts": time.time(),
         "engine": dict(app.engine.stats),
         "verify_queue": app.verify_queue.stats(),
         "report_jobs": len(app.reports.pending()),
+        "telegram": telegram or {},  # per bot: connected, send queue depth, send rate, waits
     }
 
 
-def write_stats(path: Path, app: App) -> None:
+def write_stats(path: Path, app: App, telegram: Optional[dict[str, Any]] = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot(app), default=str, indent=2))
+    tmp.write_text(json.dumps(snapshot(app, telegram), default=str, indent=2))
     tmp.replace(path)
 
 

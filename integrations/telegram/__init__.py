@@ -1,8 +1,11 @@
-"""Telegram transport (Pyrogram/MTProto): maps updates to the engine and renders its replies.
+"""Telegram transport (pyrofork/MTProto): maps updates to the engine and sends its replies.
 
-Entry points: :func:`require_telegram_settings`, :class:`TelegramRuntime` (both bots,
-graceful stop), :class:`TelegramSender` (replies) and :class:`BotTransport` (updates).
+Entry points: :func:`require_telegram_settings`, :class:`TelegramRuntime` (every bot, catch-up,
+graceful stop, ``stats``/``health``), :class:`TelegramSender` (the reply sink: journal and send
+queues), :class:`BotTransport` (updates) and :func:`student_bot_for_batches` (which student bot
+a batch uses).
 """
+from integrations.telegram.bots import describe_student_bots, student_bot_for_batches
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import check_heartbeat, health_command, heartbeat_path
 from integrations.telegram.runtime import (
@@ -15,5 +18,6 @@ from integrations.telegram.transport import BotTransport
 
 __all__ = [
     "BotTransport", "TelegramConfig", "TelegramRuntime", "TelegramSender", "TelegramStartError",
-    "check_heartbeat", "health_command", "heartbeat_path", "require_telegram_settings", "serve_engine",
+    "check_heartbeat", "describe_student_bots", "health_command", "heartbeat_path",
+    "require_telegram_settings", "serve_engine", "student_bot_for_batches",
 ]

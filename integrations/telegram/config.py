@@ -1,8 +1,12 @@
 """Validate the Telegram settings up front, reporting every problem in one message.
 
-Pyrogram only notices a bad API_HASH or token after a network round trip (or, for a malformed
-token, with an opaque error), so the checks here run before any client is built. Secret values
-never appear in the message; only the names of the settings do.
+The client library only notices a bad API_HASH or token after a network round trip (or, for a
+malformed token, with an opaque error), so the checks here run before any client is built.
+Secret values never appear in the message; only the names of the settings do.
+
+The transport's own settings (``STUDENT_BOT_TOKENS``, ``TELEGRAM_WORKERS``, ``SEND_BURST_PER_CHAT``,
+``SEND_CONCURRENCY``, ``SEND_MAX_ATTEMPTS``, ``TELEGRAM_CATCH_UP``) live in
+:class:`integrations.settings.Settings` with the others.
 """
 from __future__ import annotations
 
@@ -11,12 +15,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from integrations.settings import Settings, SettingsError
 
-BOT_NAMES = ("teacher", "student")
+from integrations.settings import Settings, SettingsError
+from integrations.telegram.bots import bot_id, physical_names
+from integrations.telegram.constants import (
+    GLOBAL_RATE,
+    PER_CHAT_BURST,
+    PER_CHAT_RATE,
+    SEND_ATTEMPTS,
+    SENDERS_PER_BOT,
+    STUDENT_BOT,
+    TEACHER_BOT,
+    WORKERS,
+)
+
+BOT_NAMES = (TEACHER_BOT, STUDENT_BOT)
 API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 # "<numeric bot id>:<secret>", e.g. 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11 (35 chars today).
 BOT_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+
+
+# Settings of the transport beyond the bots' credentials (declared in integrations.settings).
+EXTRA_FIELDS = ("student_bot_tokens", "telegram_workers", "send_burst_per_chat", "send_concurrency",
+                "send_max_attempts", "telegram_catch_up")
 
 
 @dataclass(frozen=True)
@@ -25,11 +46,24 @@ class TelegramConfig:
 
     api_id: int
     api_hash: str = field(repr=False)
-    bot_tokens: dict[str, str] = field(repr=False)  # bot name -> token
+    bot_tokens: dict[str, str] = field(repr=False)  # Telegram bot name -> token
     session_dir: Path = Path("data/sessions")
-    send_rate_per_chat: float = 1.0
-    send_rate_global: float = 30.0
+    send_rate_per_chat: float = PER_CHAT_RATE
+    send_rate_global: float = GLOBAL_RATE
     video_max_bytes: int = 8 * 1024 * 1024
+    flow_of: dict[str, str] = field(default_factory=dict)  # Telegram bot name -> flow bot name
+    workers: int = WORKERS
+    chat_burst: int = PER_CHAT_BURST
+    senders: int = SENDERS_PER_BOT
+    max_attempts: int = SEND_ATTEMPTS
+    catch_up: bool = True
+    store: str = "memory"  # where the journal, update states and routes live: "memory" | "mongo"
+
+    def flow_bot(self, bot: str) -> str:
+        return self.flow_of.get(bot, bot)
+
+    def bot_id(self, bot: str) -> int:
+        return bot_id(self.bot_tokens[bot])
 
 
 def _secret(value: Any) -> Optional[str]:
@@ -42,6 +76,7 @@ def _secret(value: Any) -> Optional[str]:
 def require_telegram_settings(settings: Settings) -> TelegramConfig:
     """Return a :class:`TelegramConfig` or raise :class:`SettingsError` naming every bad setting."""
     problems: list[str] = []
+    extra = {name: getattr(settings, name) for name in EXTRA_FIELDS}
 
     api_id = settings.api_id
     if api_id is None:
@@ -65,8 +100,27 @@ def require_telegram_settings(settings: Settings) -> TelegramConfig:
             problems.append(f"{name}: malformed, expected '<bot id>:<secret>' like 123456:ABC-DEF1234...")
         else:
             tokens[bot] = token
-    if len(tokens) == 2 and tokens["teacher"].split(":")[0] == tokens["student"].split(":")[0]:
+    if len(tokens) == 2 and bot_id(tokens[TEACHER_BOT]) == bot_id(tokens[STUDENT_BOT]):
         problems.append("TEACHER_BOT_TOKEN, STUDENT_BOT_TOKEN: must belong to two different bots")
+
+    students = [tokens[STUDENT_BOT]] if STUDENT_BOT in tokens else []
+    extra_tokens = [t.strip() for t in (_secret(extra["student_bot_tokens"]) or "").split(",") if t.strip()]
+    for i, token in enumerate(extra_tokens, 1):
+        if not BOT_TOKEN_RE.match(token):
+            problems.append(f"STUDENT_BOT_TOKENS: entry {i} is malformed, expected '<bot id>:<secret>'")
+        elif token in students:
+            continue  # STUDENT_BOT_TOKEN repeated in the list: the same bot, once
+        else:
+            students.append(token)
+    ids = [bot_id(t) for t in students]
+    if len(set(ids)) != len(ids):
+        problems.append("STUDENT_BOT_TOKENS: the same bot is listed twice (with different tokens)")
+    if TEACHER_BOT in tokens and bot_id(tokens[TEACHER_BOT]) in ids[1:]:
+        problems.append("STUDENT_BOT_TOKENS: the teacher bot cannot also be a student bot")
+    flow_of = {TEACHER_BOT: TEACHER_BOT} if TEACHER_BOT in tokens else {}
+    for name, token in zip(physical_names(STUDENT_BOT, len(students)), students):
+        tokens[name] = token
+        flow_of[name] = STUDENT_BOT
 
     for name, rate in (("SEND_RATE_PER_CHAT", settings.send_rate_per_chat),
                        ("SEND_RATE_GLOBAL", settings.send_rate_global)):
@@ -87,4 +141,11 @@ def require_telegram_settings(settings: Settings) -> TelegramConfig:
         send_rate_per_chat=float(settings.send_rate_per_chat),
         send_rate_global=float(settings.send_rate_global),
         video_max_bytes=int(settings.video_max_bytes),
+        flow_of=flow_of,
+        workers=int(extra["telegram_workers"]),
+        chat_burst=int(extra["send_burst_per_chat"]),
+        senders=int(extra["send_concurrency"]),
+        max_attempts=int(extra["send_max_attempts"]),
+        catch_up=bool(extra["telegram_catch_up"]),
+        store=str(getattr(settings, "store", "memory")),
     )

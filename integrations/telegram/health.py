@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 HEARTBEAT_FILE = "heartbeat.json"
 
@@ -15,11 +15,15 @@ def heartbeat_path(session_dir: Path | str) -> Path:
     return Path(session_dir) / HEARTBEAT_FILE
 
 
-def write_heartbeat(path: Path, bots: Mapping[str, bool], now: Optional[float] = None) -> None:
-    """Atomically record which bots are connected and when."""
+def write_heartbeat(path: Path, bots: Mapping[str, bool], now: Optional[float] = None,
+                    queues: Optional[Mapping[str, Any]] = None) -> None:
+    """Atomically record which bots are connected, how their send queues are, and when."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"ts": time.time() if now is None else now, "bots": dict(bots)}))
+    beat: dict[str, Any] = {"ts": time.time() if now is None else now, "bots": dict(bots)}
+    if queues is not None:
+        beat["queues"] = dict(queues)
+    tmp.write_text(json.dumps(beat))
     os.replace(tmp, path)
 
 
@@ -37,6 +41,10 @@ def check_heartbeat(path: Path, max_age: float = 90.0, now: Optional[float] = No
     down = [bot for bot, ok in beat.get("bots", {}).items() if not ok]
     if down or not beat.get("bots"):
         return False, "disconnected: " + (", ".join(down) or "no bots")
+    stalled = [f"{bot} (oldest reply waiting {q.get('oldest_wait_s', '?')}s)"
+               for bot, q in (beat.get("queues") or {}).items() if q.get("stalled")]
+    if stalled:
+        return False, "send queue stalled: " + ", ".join(stalled)
     return True, "ok"
 
 

@@ -3,9 +3,10 @@
 Downloading a video note is the transport's job; :func:`map_message` takes the bytes (or none)
 so the mapping stays testable without a client.
 
-Why locations come from raw TL: Pyrogram 2.0.106 parses only ``MessageMediaGeo`` and drops both
-``MessageMediaGeoLive`` (a live location arrives as an empty message) and the GPS accuracy
-radius. :func:`location_from_raw` reads them from the raw media; the transport feeds it in.
+Why locations come from raw TL: pyrofork (like Pyrogram 2.0.106 before it) parses only
+``MessageMediaGeo`` and drops both ``MessageMediaGeoLive`` (a live location arrives as an empty
+message) and the GPS accuracy radius. :func:`location_from_raw` reads them from the raw media;
+the transport feeds it in.
 """
 from __future__ import annotations
 
@@ -27,13 +28,8 @@ OTHER_KINDS = (
 
 
 def is_forwarded(message: types.Message) -> bool:
-    """True for anything forwarded: hidden senders only set ``forward_sender_name``/``date``."""
-    return bool(
-        getattr(message, "forward_date", None)
-        or getattr(message, "forward_from", None)
-        or getattr(message, "forward_from_chat", None)
-        or getattr(message, "forward_sender_name", None)
-    )
+    """True for anything forwarded: a user, a hidden user, a chat or a channel as the origin."""
+    return getattr(message, "forward_origin", None) is not None
 
 
 def parse_command(text: str, bot_username: Optional[str] = None) -> Optional[Command | str]:

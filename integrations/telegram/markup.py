@@ -1,4 +1,4 @@
-"""Engine keyboards -> Pyrogram reply markup."""
+"""Engine keyboards -> the client library's reply markup."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +7,7 @@ from typing import Optional, Union
 from pyrogram import types
 
 from engine import Button, InlineButton, SendText
+from integrations.telegram.constants import MAX_CALLBACK_DATA
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def reply_keyboard(rows: list[list[Button]]) -> types.ReplyKeyboardMarkup:
 def inline_keyboard(rows: list[list[InlineButton]]) -> types.InlineKeyboardMarkup:
     for row in rows:
         for b in row:
-            if len(b.data.encode()) > 64:  # Telegram answers BUTTON_DATA_INVALID otherwise
-                raise ValueError(f"inline button data longer than 64 bytes: {b.data[:20]!r}...")
+            if len(b.data.encode()) > MAX_CALLBACK_DATA:  # Telegram answers BUTTON_DATA_INVALID otherwise
+                raise ValueError(f"inline button data longer than {MAX_CALLBACK_DATA} bytes")
     return types.InlineKeyboardMarkup(
         [[types.InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in rows]
     )

@@ -1,14 +1,20 @@
-"""Run the teacher and student bots, and stop them gracefully.
+"""Run the teacher bot and the student bot(s), and stop them gracefully.
+
+Start-up order: the sender replays the reply journal (what a previous run had not sent), each
+client starts and is attached to the sender, then each bot catches up on what arrived while it
+was down (:mod:`integrations.telegram.catchup`) before its live updates are handled.
 
 Shutdown order matters: stop accepting updates, let handlers already running finish handing
 their update to the engine, ``await drain()`` (the engine flushes in-flight steps and
-verifications, which still *send* replies, so the clients must stay connected), then stop the
-clients. A second SIGTERM/SIGINT during the drain is ignored (logged): orchestrators re-send
+verifications, which still produce replies), let the send queues empty (what does not fit in
+the remaining time stays in the journal for the next start), save the update states, then stop
+the clients. A second SIGTERM/SIGINT during the drain is ignored (logged): orchestrators re-send
 signals, and cutting a drain short is what loses attendance marks. A drain that exceeds
 ``drain_timeout`` is abandoned with an error so the process still exits.
 
-Clients are built inside :meth:`run` because Pyrogram 2.0.106 binds ``asyncio.get_event_loop()``
-at construction; building them before ``asyncio.run`` would tie them to a different loop.
+Clients are built inside :meth:`run` because the client library binds
+``asyncio.get_event_loop()`` at construction; building them before ``asyncio.run`` would tie
+them to a different loop.
 """
 from __future__ import annotations
 
@@ -21,8 +27,18 @@ from pyrogram import Client
 
 from engine import Outgoing
 from integrations.settings import Settings
+from integrations.telegram.bots import ChatRoutes, MemoryChatRoutes
+from integrations.telegram.catchup import (
+    CatchUpResult,
+    MemoryUpdateStateStore,
+    StateSaver,
+    UpdateStateStore,
+    UpdateTracker,
+    catch_up,
+)
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import heartbeat_path, write_heartbeat
+from integrations.telegram.journal import MemoryReplyJournal, ReplyJournal
 from integrations.telegram.sender import TelegramSender
 from integrations.telegram.transport import BotTransport, Submit
 
@@ -38,6 +54,9 @@ class TelegramStartError(RuntimeError):
 
 
 def default_client_factory(in_memory: bool = False) -> ClientFactory:
+    """The real clients: ``workers`` set explicitly; FloodWaits always reach the send queue
+    (``sleep_threshold=0``: the library would otherwise sleep inside one send, unseen by the
+    queue); the library's own catch-up off (``skip_updates=True``; ours is ordered and safe)."""
     def build(bot: str, config: TelegramConfig) -> Client:
         return Client(
             name=f"attendance-{bot}",
@@ -46,15 +65,29 @@ def default_client_factory(in_memory: bool = False) -> ClientFactory:
             bot_token=config.bot_tokens[bot],
             workdir=str(config.session_dir),
             in_memory=in_memory,
+            workers=config.workers,
+            skip_updates=True,
+            sleep_threshold=0,
         )
     return build
 
 
+def default_stores(config: TelegramConfig) -> dict[str, Any]:
+    """Journal, update states and routes: in MongoDB with ``STORE=mongo``, else in memory."""
+    if config.store == "mongo":
+        from integrations.telegram.mongo_state import mongo_stores
+
+        return mongo_stores()
+    return {"journal": MemoryReplyJournal(), "state_store": MemoryUpdateStateStore(), "routes": MemoryChatRoutes()}
+
+
 class TelegramRuntime:
-    """Both bots' clients, their transports, one sender, and the signal-driven lifecycle.
+    """Every bot's client and transport, one sender, the catch-up, and the signal-driven lifecycle.
 
     Wire it as ``runtime = TelegramRuntime(config, submit=..., drain=...)``, give the engine
     ``runtime.deliver``, then ``await runtime.run()`` (returns after a graceful stop).
+    ``journal``, ``state_store`` and ``routes`` default to MongoDB with ``STORE=mongo`` (see
+    :func:`default_stores`); :meth:`stats` and :meth:`health` report the queues.
     """
 
     def __init__(
@@ -70,6 +103,9 @@ class TelegramRuntime:
         handle_signals: bool = True,
         client_factory: Optional[ClientFactory] = None,
         sender: Optional[TelegramSender] = None,
+        journal: Optional[ReplyJournal] = None,
+        state_store: Optional[UpdateStateStore] = None,
+        routes: Optional[ChatRoutes] = None,
     ):
         self.config = config if isinstance(config, TelegramConfig) else require_telegram_settings(config)
         self.submit = submit
@@ -80,11 +116,20 @@ class TelegramRuntime:
         self.heartbeat_interval = heartbeat_interval
         self.handle_signals = handle_signals
         self.client_factory = client_factory or default_client_factory(in_memory)
+        stores = default_stores(self.config) if None in (journal, state_store, routes) and sender is None \
+            else {}
+        self.state_store: UpdateStateStore = state_store or stores.get("state_store") or MemoryUpdateStateStore()
         self.sender = sender or TelegramSender(
-            per_chat_rate=self.config.send_rate_per_chat, global_rate=self.config.send_rate_global
+            bots=self.config.flow_of or {b: b for b in self.config.bot_tokens},
+            per_chat_rate=self.config.send_rate_per_chat, global_rate=self.config.send_rate_global,
+            chat_burst=self.config.chat_burst, senders=self.config.senders,
+            max_attempts=self.config.max_attempts,
+            journal=journal or stores.get("journal"), routes=routes or stores.get("routes"),
         )
         self.clients: dict[str, Client] = {}
         self.transports: dict[str, BotTransport] = {}
+        self.savers: dict[str, StateSaver] = {}
+        self.caught_up: dict[str, CatchUpResult] = {}
         self.started = asyncio.Event()
         self.drained = False
         self._stop = asyncio.Event()
@@ -119,11 +164,16 @@ class TelegramRuntime:
         if not self.in_memory:
             self.config.session_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._install_signal_handlers()
+        await self.sender.start()
         bot = ""
         try:
             for bot in self.config.bot_tokens:
                 client = self.client_factory(bot, self.config)
-                transport = BotTransport(bot, client, self.submit, video_max_bytes=self.config.video_max_bytes)
+                transport = BotTransport(bot, client, self.submit, video_max_bytes=self.config.video_max_bytes,
+                                         flow_bot=self.config.flow_bot(bot), on_input=self.sender.note_input,
+                                         tracker=UpdateTracker())
+                if self.config.catch_up:
+                    transport.hold()
                 transport.install()
                 self.clients[bot], self.transports[bot] = client, transport
                 await client.start()
@@ -132,13 +182,30 @@ class TelegramRuntime:
                 log.info("%s bot started as @%s", bot, getattr(me, "username", "?"))
         except BaseException as exc:
             log.error("Telegram start-up failed (%s bot); stopping the clients already started", bot)
+            await self.sender.stop()
             await self._stop_clients()
             self._remove_signal_handlers()
             if isinstance(exc, Exception):
-                # Pyrogram reports an unreachable Telegram as e.g. KeyError(0) or OSError.
+                # The library reports an unreachable Telegram as e.g. KeyError(0) or OSError.
                 raise TelegramStartError(f"the {bot} bot could not start: {type(exc).__name__}: {exc}") from exc
             raise
+        for bot, transport in self.transports.items():
+            if self.config.catch_up:
+                await self._catch_up(bot, transport)
+            transport.open()
         self.started.set()
+
+    async def _catch_up(self, bot: str, transport: BotTransport) -> None:
+        """Answer what ``bot`` missed while down, then keep its update state saved."""
+        bot_id = self.config.bot_id(bot)
+        try:
+            self.caught_up[bot] = await catch_up(self.clients[bot].invoke, transport.handle_caught_up,
+                                                 self.state_store, bot_id, transport.tracker)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("catch-up of the %s bot failed; serving live updates only", bot)
+        self.savers[bot] = StateSaver(self.state_store, bot_id, transport.tracker)
 
     async def shutdown(self) -> None:
         """Stop accepting, finish running handlers, drain the engine, stop the clients.
@@ -165,7 +232,12 @@ class TelegramRuntime:
             log.error("engine drain exceeded %ss; stopping without it", self.drain_timeout)
         except Exception:
             log.exception("engine drain failed")
-        self.sender.detach_all()
+        if not await self.sender.flush(max(0.1, deadline - loop.time())):
+            depth = sum(s["depth"] + s["in_flight"] for s in self.sender.stats().values())
+            log.warning("%d reply message(s) not sent before the stop; they stay in the journal", depth)
+        await self.sender.stop()
+        for saver in self.savers.values():
+            await saver.close()
         await self._stop_clients()
         self._remove_signal_handlers()
         if self.heartbeat_interval > 0:  # a stopped runtime must not look healthy to the next check
@@ -181,11 +253,32 @@ class TelegramRuntime:
             except Exception as exc:  # already stopped, network gone: nothing left to save
                 log.warning("stopping the %s client: %s", bot, type(exc).__name__)
 
+    def stats(self) -> dict[str, Any]:
+        """Per bot: connection, updates in flight, and its send queue (depth, rate, waits...)."""
+        queues = self.sender.stats()
+        return {bot: {"connected": bool(getattr(self.clients.get(bot), "is_connected", False)),
+                      "updates_in_flight": self.transports[bot].in_flight if bot in self.transports else 0,
+                      "caught_up": self.caught_up[bot].handled if bot in self.caught_up else None,
+                      **queues.get(bot, {})}
+                for bot in self.config.bot_tokens}
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` when every bot is connected and no send queue is stalled."""
+        queues = self.sender.health()["bots"]
+        bots = {bot: {"connected": bool(getattr(self.clients.get(bot), "is_connected", False)),
+                      **queues.get(bot, {})} for bot in self.config.bot_tokens}
+        return {"ok": all(b["connected"] and b.get("ok", False) for b in bots.values()), "bots": bots}
+
+    def usernames(self) -> dict[str, str]:
+        """Telegram bot name -> @username (known once started), e.g. for the teacher's message."""
+        return {bot: getattr(getattr(c, "me", None), "username", "") or "" for bot, c in self.clients.items()}
+
     async def _heartbeat(self) -> None:
         path = heartbeat_path(self.config.session_dir)
         while True:
             try:
-                write_heartbeat(path, {b: bool(getattr(c, "is_connected", False)) for b, c in self.clients.items()})
+                write_heartbeat(path, {b: bool(getattr(c, "is_connected", False)) for b, c in self.clients.items()},
+                                queues=self.sender.health()["bots"])
             except OSError as exc:
                 log.warning("cannot write heartbeat: %s", exc)
             await asyncio.sleep(self.heartbeat_interval)

@@ -1,19 +1,25 @@
-"""Render engine reply actions as Pyrogram calls: rate-limited, FloodWait-aware, never raising.
+"""The engine's reply sink for Telegram: journal, route, queue; and how one message is sent.
 
-A failed send is logged (the request id comes from the log record via the contextvar, never a
-token) and the remaining actions still go out: the engine has already committed the step, so
-stopping halfway would only lose more. Text is sent with parse mode disabled because flow texts
-are plain and may contain ``*``/``_`` (e.g. student ids) that Markdown would swallow.
+:meth:`TelegramSender.deliver` is what the engine awaits after saving a step. It only
+(1) answers callback queries at once (the button spins until answered; not a chat message),
+(2) picks the Telegram bot that serves the chat (one per flow, or the one a student last wrote
+to when a flow has several bots), (3) appends the replies to the :class:`ReplyJournal` and
+(4) queues them on that bot's :class:`~integrations.telegram.send_queue.BotQueue`. Sending
+happens in the queue's own tasks, so a step never waits for Telegram or its rate limits.
+
+:func:`perform` turns one (coalesced) reply action into the Pyrogram call. Text is sent with
+parse mode disabled because flow texts are plain and may contain ``*``/``_`` (e.g. student ids)
+that Markdown would swallow.
 """
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
-from typing import Any, Awaitable, Callable, Mapping, Optional, TypeVar
+from typing import Any, Mapping, Optional
 
-from pyrogram import Client, enums
-from pyrogram.errors import FloodWait, MessageNotModified, RPCError
+from pyrogram import enums
+from pyrogram.errors import RPCError
 
 from engine import (
     AnswerCallback,
@@ -25,137 +31,257 @@ from engine import (
     SendText,
 )
 from integrations.foundation.logs import request_id_var
+from integrations.telegram.bots import ChatRoutes, MemoryChatRoutes
+from integrations.telegram.coalesce import split_text
+from integrations.telegram.constants import (
+    FOLLOW_UP_EDIT_WINDOW_S,
+    GLOBAL_RATE,
+    PER_CHAT_BURST,
+    PER_CHAT_RATE,
+    SEND_ATTEMPTS,
+    SENDERS_PER_BOT,
+)
+from integrations.telegram.journal import JournalEntry, MemoryReplyJournal, ReplyJournal
 from integrations.telegram.markup import inline_keyboard, markup_for
-from integrations.telegram.ratelimit import SendRateLimiter
+from integrations.telegram.send_queue import BotQueue
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-MAX_TEXT = 4096  # Telegram's limit for one message, in characters
+PARSE_MODE = enums.ParseMode.DISABLED
+
+__all__ = ["TelegramSender", "perform", "split_text"]
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split a long text into messages, at a line break when one is near the limit."""
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", limit // 2, limit)
-        cut = cut if cut > 0 else limit
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    parts.append(text)
-    return parts
+async def perform(client: Any, chat_id: int, action: ReplyAction) -> Optional[tuple[int, str]]:
+    """Send one message (or edit/delete one); returns (message id, its text) for a text.
+
+    Raises what Pyrogram raises; the queue decides between retry, pause and giving up.
+    """
+    if isinstance(action, SendText):
+        message = await client.send_message(chat_id, action.text, parse_mode=PARSE_MODE,
+                                            reply_markup=markup_for(action), disable_web_page_preview=True)
+        message_id = getattr(message, "id", None)
+        return (message_id, action.text) if message_id is not None else None
+    if isinstance(action, EditText):
+        markup = inline_keyboard(action.inline) if action.inline else None
+        message = await client.edit_message_text(chat_id, action.message_id, action.text, parse_mode=PARSE_MODE,
+                                                 reply_markup=markup, disable_web_page_preview=True)
+        return (getattr(message, "id", action.message_id), action.text)
+    if isinstance(action, DeleteMessage):
+        await client.delete_messages(chat_id, action.message_id)
+        return None
+    if isinstance(action, SendDocument):
+        document = io.BytesIO(action.data)  # fresh each try: an upload consumes the stream
+        document.name = action.filename
+        message = await client.send_document(chat_id, document, caption=action.caption,
+                                             file_name=action.filename, parse_mode=PARSE_MODE)
+        message_id = getattr(message, "id", None)
+        return (message_id, action.caption) if message_id is not None else None
+    raise TypeError(f"unknown reply action {type(action).__name__}")
 
 
 class TelegramSender:
-    """Delivers :class:`Outgoing` replies through the client registered for ``out.bot``."""
+    """Routes and queues every bot's replies; one :class:`BotQueue` per Telegram bot.
+
+    ``bots`` maps each Telegram bot's name to the flow bot it serves (``{"teacher": "teacher",
+    "student": "student", "student-2": "student"}``); a bot attached later that is not listed
+    serves the flow of its own name. Call :meth:`start` once (it replays the journal), then give
+    :meth:`deliver` to the engine; :meth:`flush`/:meth:`stop` at shutdown.
+    """
 
     def __init__(
         self,
-        clients: Optional[Mapping[str, Client]] = None,
+        clients: Optional[Mapping[str, Any]] = None,
         *,
-        per_chat_rate: float = 1.0,
-        global_rate: float = 30.0,
-        max_flood_wait: float = 600.0,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        parse_mode: enums.ParseMode = enums.ParseMode.DISABLED,
-    ):
-        self.per_chat_rate = per_chat_rate
-        self.global_rate = global_rate
-        self.max_flood_wait = max_flood_wait
-        self.sleep = sleep
-        self.parse_mode = parse_mode
-        self.clients: dict[str, Client] = {}
-        self.limiters: dict[str, SendRateLimiter] = {}
+        bots: Optional[Mapping[str, str]] = None,
+        per_chat_rate: float = PER_CHAT_RATE,
+        global_rate: float = GLOBAL_RATE,
+        chat_burst: int = PER_CHAT_BURST,
+        senders: int = SENDERS_PER_BOT,
+        max_attempts: int = SEND_ATTEMPTS,
+        follow_up_window: float = FOLLOW_UP_EDIT_WINDOW_S,
+        journal: Optional[ReplyJournal] = None,
+        routes: Optional[ChatRoutes] = None,
+    ) -> None:
+        self.options = dict(per_chat_rate=per_chat_rate, global_rate=global_rate, chat_burst=chat_burst,
+                            senders=senders, max_attempts=max_attempts, follow_up_window=follow_up_window)
+        self.journal: ReplyJournal = journal or MemoryReplyJournal()
+        self.routes: ChatRoutes = routes or MemoryChatRoutes()
+        self.logical_of: dict[str, str] = dict(bots or {})
+        self.queues: dict[str, BotQueue] = {}
+        self._route_cache: dict[tuple[str, int], str] = {}
+        self._started = False
+        self._replaying = False
+        self._held: list[JournalEntry] = []
+        self._tasks: set[asyncio.Task] = set()
+        for bot in self.logical_of:
+            self._queue(bot)
         for bot, client in (clients or {}).items():
             self.attach(bot, client)
 
-    def attach(self, bot: str, client: Client) -> None:
-        """Route ``bot``'s replies through ``client``, with that bot's own rate limits."""
-        self.clients[bot] = client
-        self.limiters.setdefault(bot, SendRateLimiter(self.per_chat_rate, self.global_rate))
+    # ------------------------------------------------------------------ bots
+    def _queue(self, bot: str) -> BotQueue:
+        queue = self.queues.get(bot)
+        if queue is None:
+            self.logical_of.setdefault(bot, bot)
+            queue = self.queues[bot] = BotQueue(bot, perform, self.journal, **self.options)  # type: ignore[arg-type]
+            if self._started:
+                queue.start()
+        return queue
+
+    def attach(self, bot: str, client: Any) -> None:
+        """Send ``bot``'s replies through ``client`` (a started Pyrogram client)."""
+        self._queue(bot).attach(client)
 
     def detach_all(self) -> None:
-        """Stop sending (called once the clients are stopped); later replies are logged and dropped."""
-        self.clients.clear()
+        """Kept for callers of the old sender; :meth:`stop` is the graceful way."""
+        for queue in self.queues.values():
+            queue.client = None
 
-    async def deliver(self, out: Outgoing) -> list[Optional[int]]:
-        """Perform ``out.actions`` in order; returns the sent/edited message ids (None on failure)."""
+    def bots_for(self, logical: str) -> list[str]:
+        return [bot for bot, flow in self.logical_of.items() if flow == logical]
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> int:
+        """Replay what the journal still holds (in order), then start sending; returns the count."""
+        self._replaying = True
+        try:
+            entries = await self.journal.pending()
+            seen = {e.seq for e in entries}
+            for entry in entries:
+                self._put(entry, fresh=False)
+            for entry in sorted(self._held, key=lambda e: e.seq):
+                if entry.seq not in seen:
+                    self._put(entry, fresh=True)
+            self._held.clear()
+        finally:
+            self._replaying = False
+        self._started = True
+        for queue in self.queues.values():
+            queue.start()
+        if entries:
+            log.info("replaying %d reply batch(es) left from the previous run", len(entries))
+        return len(entries)
+
+    async def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every queue is empty; False if ``timeout`` ran out (the rest stays journaled)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        for queue in self.queues.values():
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            if not await queue.flush(left):
+                return False
+        return True
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for queue in self.queues.values():
+            await queue.stop()
+        self._started = False
+
+    # ------------------------------------------------------------------ input side
+    def note_input(self, bot: str, chat_id: int) -> None:
+        """A user update reached Telegram bot ``bot`` (call before submitting it to the engine).
+
+        What the bot says next in that chat is an answer (a new message, not a follow-up), and a
+        flow served by several bots answers this chat through ``bot`` from now on.
+        """
+        logical = self.logical_of.get(bot, bot)
+        self._queue(bot).note_input(chat_id)
+        if len(self.bots_for(logical)) > 1 and self._route_cache.get((logical, chat_id)) != bot:
+            self._route_cache[(logical, chat_id)] = bot
+            self._spawn(self._save_route(logical, chat_id, bot))
+
+    async def _save_route(self, logical: str, chat_id: int, bot: str) -> None:
+        try:
+            await self.routes.set(logical, chat_id, bot)
+        except Exception:
+            log.exception("could not save the reply route of a %s chat", logical)
+
+    async def _route(self, logical: str, chat_id: int) -> Optional[str]:
+        bots = self.bots_for(logical)
+        if len(bots) <= 1:
+            return bots[0] if bots else None
+        cached = self._route_cache.get((logical, chat_id))
+        if cached is None:
+            try:
+                cached = await self.routes.get(logical, chat_id)
+            except Exception:
+                log.exception("could not read the reply route of a %s chat", logical)
+            if cached not in bots:
+                cached = bots[0]
+            self._route_cache[(logical, chat_id)] = cached
+        return cached
+
+    # ------------------------------------------------------------------ the sink
+    async def deliver(self, out: Outgoing) -> None:
+        """Engine sink: answer callbacks now, journal and queue the rest; never raises."""
         token = request_id_var.set(out.request_id) if out.request_id else None
         try:
-            client = self.clients.get(out.bot)
-            if client is None:
-                log.error("no running Telegram client for bot %r; dropping %d action(s) for chat %s",
+            bot = await self._route(out.bot, out.chat_id)
+            if bot is None:
+                log.error("no Telegram bot serves %r; dropping %d action(s) for chat %s",
                           out.bot, len(out.actions), out.chat_id)
-                return [None] * len(out.actions)
-            results: list[Optional[int]] = []
+                return
             for action in out.actions:
-                results.append(await self._perform_logged(out.bot, client, out.chat_id, action))
-            return results
+                if isinstance(action, AnswerCallback):
+                    self._spawn(self._answer(bot, action, out.request_id))
+            rest = tuple(a for a in out.actions if not isinstance(a, AnswerCallback))
+            if not rest:
+                return
+            entry = await self.journal.append(bot, out.bot, out.chat_id, rest, out.request_id)
+            if self._replaying:
+                self._held.append(entry)
+            elif self._started:
+                self._put(entry, fresh=True)
+            else:
+                log.info("sender not started: reply for chat %s kept in the journal", out.chat_id)
+        except Exception:
+            log.exception("could not queue %d reply action(s) for chat %s", len(out.actions), out.chat_id)
         finally:
             if token is not None:
                 request_id_var.reset(token)
 
-    async def _perform_logged(self, bot: str, client: Client, chat_id: int, action: ReplyAction) -> Optional[int]:
-        name = type(action).__name__
+    def _put(self, entry: JournalEntry, *, fresh: bool) -> None:
+        bot = entry.bot if entry.bot in self.queues else None
+        if bot is None:
+            candidates = self.bots_for(entry.logical)
+            bot = candidates[0] if candidates else None
+        if bot is None:
+            log.error("no Telegram bot for a journaled reply to a %s chat; it stays in the journal", entry.logical)
+            return
+        self.queues[bot].put(entry, fresh=fresh)
+
+    async def _answer(self, bot: str, action: AnswerCallback, request_id: str) -> None:
+        """Answer a callback query right away: outside the queue and its limits (not a message)."""
+        token = request_id_var.set(request_id) if request_id else None
         try:
-            return await self._perform(bot, client, chat_id, action)
+            client = self.queues[bot].client
+            if client is None:
+                log.info("no running client for bot %s; callback answer dropped", bot)
+                return
+            await client.answer_callback_query(action.callback_id, text=action.text or None)
         except asyncio.CancelledError:
             raise
-        except MessageNotModified:
-            log.debug("%s to chat %s: message not modified", name, chat_id)
-            return getattr(action, "message_id", None)
-        except RPCError as exc:  # Telegram refused: blocked bot, old callback, deleted message...
-            log.warning("%s to chat %s (bot %s) failed: %s", name, chat_id, bot, exc)
+        except RPCError as exc:  # an old query, or answered already
+            log.info("callback answer on bot %s failed: %s", bot, exc)
         except Exception:
-            log.exception("%s to chat %s (bot %s) failed", name, chat_id, bot)
-        return None
+            log.exception("callback answer on bot %s failed", bot)
+        finally:
+            if token is not None:
+                request_id_var.reset(token)
 
-    async def _perform(self, bot: str, client: Client, chat_id: int, action: ReplyAction) -> Optional[int]:
-        limiter = self.limiters[bot]
-        if isinstance(action, AnswerCallback):
-            # Not a chat message and time-critical (the button spins until answered): no limiter.
-            await self._call(lambda: client.answer_callback_query(action.callback_id, text=action.text or None))
-            return None
-        await limiter.acquire(chat_id)
-        if isinstance(action, SendText):
-            parts = split_text(action.text)
-            message = None
-            for i, part in enumerate(parts):
-                if i:
-                    await limiter.acquire(chat_id)
-                markup = markup_for(action) if i == len(parts) - 1 else None
-                message = await self._call(lambda part=part, markup=markup: client.send_message(
-                    chat_id, part, parse_mode=self.parse_mode, reply_markup=markup,
-                    disable_web_page_preview=True))
-            return getattr(message, "id", None)
-        if isinstance(action, EditText):
-            markup = inline_keyboard(action.inline) if action.inline else None
-            message = await self._call(lambda: client.edit_message_text(
-                chat_id, action.message_id, action.text, parse_mode=self.parse_mode,
-                reply_markup=markup, disable_web_page_preview=True))
-            return getattr(message, "id", action.message_id)
-        if isinstance(action, DeleteMessage):
-            await self._call(lambda: client.delete_messages(chat_id, action.message_id))
-            return None
-        if isinstance(action, SendDocument):
-            def upload() -> Awaitable[Any]:
-                document = io.BytesIO(action.data)  # fresh each try: an upload consumes the stream
-                document.name = action.filename
-                return client.send_document(chat_id, document, caption=action.caption,
-                                            file_name=action.filename, parse_mode=self.parse_mode)
-            message = await self._call(upload)
-            return getattr(message, "id", None)
-        raise TypeError(f"unknown reply action {type(action).__name__}")
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call``; on FloodWait sleep the requested time and retry exactly once."""
-        try:
-            return await call()
-        except FloodWait as exc:
-            wait = float(exc.value or 0)
-            if wait > self.max_flood_wait:
-                log.error("FloodWait of %ss exceeds the %ss cap; giving up", wait, self.max_flood_wait)
-                raise
-            log.warning("FloodWait: sleeping %ss before one retry", wait)
-            await self.sleep(wait)
-            return await call()
+    # ------------------------------------------------------------------ figures
+    def stats(self) -> dict[str, Any]:
+        """Per bot: queue depth, send rate, waits, retries, FloodWaits (for ``run.py stats``)."""
+        return {bot: queue.stats() for bot, queue in self.queues.items()}
+
+    def health(self) -> dict[str, Any]:
+        bots = {bot: queue.health() for bot, queue in self.queues.items()}
+        return {"ok": all(b["ok"] for b in bots.values()), "bots": bots}

@@ -1,10 +1,19 @@
-"""Incoming side for one bot: Pyrogram handlers -> ``await submit(Update)``.
+"""Incoming side for one Telegram bot: raw MTProto updates -> ``await submit(Update)``.
 
-Every accepted update reaches ``submit`` even if a later reply fails: reply failures are
-contained in :class:`~integrations.telegram.sender.TelegramSender`, and anything ``submit``
-raises is logged here, so a handler never propagates into Pyrogram's dispatcher. The transport
-counts handlers in flight, so shutdown can stop accepting and wait for the ones already
-running before the engine drains.
+One raw handler takes every update, so the transport knows when an update with a ``pts`` has
+been *handled* (what :class:`~integrations.telegram.catchup.UpdateTracker` needs to persist a
+safe state), and the start-up catch-up feeds missed updates through the very same path, in
+order. Messages and callback queries are parsed with the library's own parsers
+(``client.dispatcher.update_parsers``) and mapped in :mod:`integrations.telegram.mapping`;
+locations are read from the raw media because pyrofork, like Pyrogram before it, drops live
+locations and the GPS accuracy.
+
+Every accepted update reaches ``submit`` even if a later reply fails (replies are queued by
+:class:`~integrations.telegram.sender.TelegramSender`, never sent here), and anything
+``submit`` raises is logged here, so a handler never propagates into the dispatcher. Live
+updates wait until the catch-up has finished (:meth:`open`), then skip what it already
+handled. The transport counts handlers in flight, so shutdown can stop accepting and wait for
+the ones already running before the engine drains.
 """
 from __future__ import annotations
 
@@ -16,78 +25,134 @@ import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from pyrogram import Client, StopPropagation, raw, types
-from pyrogram.handlers import CallbackQueryHandler, MessageHandler, RawUpdateHandler
+from pyrogram.handlers import RawUpdateHandler
 
 from engine import Update, VideoNote
 from integrations.foundation.logs import request_id_var
+from integrations.telegram.catchup import UpdateTracker
 from integrations.telegram.mapping import location_from_raw, map_callback, map_message
 
 log = logging.getLogger(__name__)
 
 Submit = Callable[[Update], Awaitable[object]]  # Engine.submit returns its actions; ignored
+OnInput = Callable[[str, int], None]  # (Telegram bot name, chat id): a user update arrived
 _NEW_MESSAGE = (raw.types.UpdateNewMessage, raw.types.UpdateNewChannelMessage)
+_CALLBACK = (raw.types.UpdateBotCallbackQuery,)
 
 
 class BotTransport:
-    """Feeds one bot's updates to the engine; ``bot`` is the flow's bot name ("teacher")."""
+    """Feeds one Telegram bot's updates to the engine.
 
-    def __init__(self, bot: str, client: Client, submit: Submit, *, video_max_bytes: int):
+    ``bot`` names the Telegram bot ("student-2"); ``flow_bot`` the flow it serves ("student",
+    the :attr:`Update.bot` the engine sees; defaults to ``bot``). ``on_input`` is told about every
+    accepted user update before it is submitted (the sender routes and paces replies with it).
+    """
+
+    def __init__(self, bot: str, client: Client, submit: Submit, *, video_max_bytes: int,
+                 flow_bot: Optional[str] = None, on_input: Optional[OnInput] = None,
+                 tracker: Optional[UpdateTracker] = None):
         self.bot = bot
+        self.flow_bot = flow_bot or bot
         self.client = client
         self.submit = submit
         self.video_max_bytes = video_max_bytes
+        self.on_input = on_input
+        self.tracker = tracker or UpdateTracker()
         self.accepting = True
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._open = asyncio.Event()
+        self._open.set()
 
     def install(self) -> None:
-        """Register the handlers (call before or after ``client.start()``)."""
+        """Register the raw handler (call before or after ``client.start()``)."""
         self.client.add_handler(RawUpdateHandler(self.on_raw), group=-1)
-        self.client.add_handler(MessageHandler(self.on_message), group=0)
-        self.client.add_handler(CallbackQueryHandler(self.on_callback), group=0)
+
+    def hold(self) -> None:
+        """Make live updates wait (until :meth:`open`) while the catch-up runs."""
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
 
     @property
     def bot_username(self) -> Optional[str]:
         me = getattr(self.client, "me", None)
         return getattr(me, "username", None)
 
-    # -- handlers (signature fixed by Pyrogram: client first)
+    # -- the handler (signature fixed by Pyrogram: client first)
 
     async def on_raw(self, client: Client, update: Any, users: dict, chats: dict) -> None:
-        """Locations, read from raw TL (Pyrogram drops live ones and the accuracy)."""
-        if not isinstance(update, _NEW_MESSAGE) or not isinstance(update.message, raw.types.Message):
+        """Every live update. Handled ones stop here; others go on to any later handler."""
+        await self._open.wait()
+        if self.tracker.is_old(update):
+            log.debug("update already handled by the catch-up; skipped")
+            raise StopPropagation
+        if not self._handles(update):
+            self.tracker.observe(update)
             return
-        location = location_from_raw(update.message.media)
-        if location is None:
-            return
-        async with self._handling() as accepted:
-            if accepted:
-                message = await types.Message._parse(client, update.message, users, chats, replies=0)
-                mapped = map_message(message, self.bot, bot_username=self.bot_username, location=location)
-                await self._submit(mapped)
-        raise StopPropagation  # the parsed MessageHandler must not submit it a second time
+        token = self.tracker.begin(update)
+        try:
+            await self.handle_raw(update, users, chats)
+        finally:
+            self.tracker.end(token)
+        raise StopPropagation
 
-    async def on_message(self, client: Client, message: types.Message) -> None:
+    async def handle_caught_up(self, update: Any, users: dict, chats: dict) -> None:
+        """An update fetched by the catch-up (its state is tracked by the catch-up itself)."""
+        if self._handles(update):
+            await self.handle_raw(update, users, chats)
+
+    @staticmethod
+    def _handles(update: Any) -> bool:
+        return (isinstance(update, _NEW_MESSAGE) and isinstance(update.message, raw.types.Message)) \
+            or isinstance(update, _CALLBACK)
+
+    async def handle_raw(self, update: Any, users: dict, chats: dict) -> None:
+        """Parse with the library's parser, map, submit."""
         async with self._handling() as accepted:
             if not accepted:
                 return
-            data, size = b"", None
-            if message.video_note is not None:
-                data, size = await self._download_video_note(client, message)
-            mapped = map_message(message, self.bot, bot_username=self.bot_username, video_data=data)
-            if mapped is not None and size is not None and isinstance(mapped.payload, VideoNote):
-                mapped = dataclasses.replace(mapped, payload=dataclasses.replace(mapped.payload, file_size=size))
-            await self._submit(mapped)
+            parser = self.client.dispatcher.update_parsers.get(type(update))
+            if parser is None:
+                return
+            try:
+                parsed, _ = await parser(update, users, chats)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not parse a %s update", type(update).__name__)
+                return
+            if isinstance(parsed, types.CallbackQuery):
+                await self._submit(map_callback(parsed, self.flow_bot))
+            elif isinstance(parsed, types.Message):
+                await self._message(parsed, location_from_raw(update.message.media))
+
+    async def on_message(self, client: Client, message: types.Message) -> None:
+        """A parsed message (kept for callers and tests that have one)."""
+        async with self._handling() as accepted:
+            if accepted:
+                await self._message(message, None)
 
     async def on_callback(self, client: Client, query: types.CallbackQuery) -> None:
         async with self._handling() as accepted:
             if accepted:
-                await self._submit(map_callback(query, self.bot))
+                await self._submit(map_callback(query, self.flow_bot))
+
+    async def _message(self, message: types.Message, location: Any) -> None:
+        data, size = b"", None
+        if location is None and message.video_note is not None:
+            data, size = await self._download_video_note(message)
+        mapped = map_message(message, self.flow_bot, bot_username=self.bot_username, location=location,
+                             video_data=data)
+        if mapped is not None and size is not None and isinstance(mapped.payload, VideoNote):
+            mapped = dataclasses.replace(mapped, payload=dataclasses.replace(mapped.payload, file_size=size))
+        await self._submit(mapped)
 
     # -- helpers
 
-    async def _download_video_note(self, client: Client, message: types.Message) -> tuple[bytes, Optional[int]]:
+    async def _download_video_note(self, message: types.Message) -> tuple[bytes, Optional[int]]:
         """Bytes in memory (never a file), or empty when too large or the download failed."""
         note = message.video_note
         if (note.file_size or 0) > self.video_max_bytes:
@@ -95,13 +160,13 @@ class BotTransport:
                      note.file_size, self.video_max_bytes)
             return b"", None
         try:
-            buffer = await client.download_media(message, in_memory=True)
+            buffer = await self.client.download_media(message, in_memory=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("video note download failed")
             return b"", None
-        if buffer is None:  # Pyrogram swallows transfer errors and returns None
+        if buffer is None:  # the library swallows transfer errors and returns None
             log.warning("video note download returned nothing")
             return b"", None
         data = bytes(buffer.getbuffer())
@@ -110,6 +175,12 @@ class BotTransport:
             return b"", len(data)
         return data, None
 
+    async def submit_update(self, update: Update) -> None:
+        """Submit an already mapped update as this bot's (what every handler ends with)."""
+        async with self._handling() as accepted:
+            if accepted:
+                await self._submit(dataclasses.replace(update, bot=self.flow_bot))
+
     async def _submit(self, update: Optional[Update]) -> None:
         if update is None:
             return
@@ -117,6 +188,8 @@ class BotTransport:
             update = dataclasses.replace(update, request_id=request_id_var.get())
         token = request_id_var.set(update.request_id)
         try:
+            if self.on_input is not None:
+                self.on_input(self.bot, update.chat_id)
             log.debug("update %s from chat %s (bot %s)", update.kind, update.chat_id, self.bot)
             await self.submit(update)
         except asyncio.CancelledError:
@@ -151,6 +224,7 @@ class BotTransport:
 
     def stop_accepting(self) -> None:
         self.accepting = False
+        self._open.set()  # held updates see "not accepting" and return
 
     async def wait_idle(self) -> None:
         """Return once no handler is running (call after :meth:`stop_accepting`)."""

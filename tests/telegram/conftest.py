@@ -1,8 +1,10 @@
 """Offline fixtures: real Pyrogram clients whose network calls are intercepted.
 
 ``client.invoke`` is replaced by a recorder that serialises every raw request (so a request
-Telegram would reject as malformed fails here too) and returns a canned raw result.
-``resolve_peer`` and ``save_file`` (uploads go through their own sessions) are stubbed.
+Telegram would reject as malformed fails here too) and returns a canned raw result; the updates
+functions (``getState``/``getDifference``) are answered by a
+:class:`tests.fakes.fake_telegram_updates.FakeUpdatesApi`. ``resolve_peer`` and ``save_file``
+(uploads go through their own sessions) are stubbed.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any, Optional
 import pytest
 from pyrogram import Client, raw, types
 from pyrogram.raw.core import TLObject
+
+from tests.fakes.fake_telegram_updates import FakeUpdatesApi
 
 BOT_ID = 123456
 TEACHER_TOKEN = f"{BOT_ID}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
@@ -37,6 +41,7 @@ class Recorder:
     calls: list[Any] = field(default_factory=list)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
     responders: dict[type, list[Any]] = field(default_factory=dict)
+    updates: dict[int, FakeUpdatesApi] = field(default_factory=dict)  # bot id -> its raw updates API
 
     def queue(self, kind: type, *results: Any) -> None:
         self.responders.setdefault(kind, []).extend(results)
@@ -44,7 +49,13 @@ class Recorder:
     def of(self, kind: type) -> list[Any]:
         return [c for c in self.calls if isinstance(c, kind)]
 
-    def respond(self, query: Any) -> Any:
+    def sent_texts(self) -> list[str]:
+        return [c.message for c in self.of(raw.functions.messages.SendMessage)]
+
+    def respond(self, query: Any, bot_id: int = BOT_ID) -> Any:
+        if isinstance(query, (raw.functions.updates.GetState, raw.functions.updates.GetDifference)):
+            api = self.updates.setdefault(bot_id, FakeUpdatesApi(bot_id, pts=0))
+            return api.answer(query)
         queued = self.responders.get(type(query))
         result = queued.pop(0) if queued else default_result(query)
         if isinstance(result, BaseException):
@@ -87,7 +98,8 @@ def intercept(client: Client, monkeypatch: pytest.MonkeyPatch, recorder: Optiona
     async def fake_invoke(query: Any, *args: Any, **kwargs: Any) -> Any:
         query.write()  # must serialise: catches wrong field types before Telegram would
         rec.calls.append(query)
-        return rec.respond(query)
+        token = getattr(client, "bot_token", None) or ""
+        return rec.respond(query, int(token.split(":")[0]) if ":" in token else BOT_ID)
 
     async def fake_resolve_peer(peer_id: Any) -> Any:
         if isinstance(peer_id, int) and peer_id < 0:

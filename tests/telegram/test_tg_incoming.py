@@ -128,8 +128,8 @@ async def test_stopped_live_location_is_not_a_location(harness):
 
 
 
-async def test_pyrogram_2_0_106_drops_live_locations(client):
-    """Why the transport reads locations from raw TL; if this fails, Pyrogram learned live locations."""
+async def test_pyrofork_drops_live_locations(client):
+    """Why the transport reads locations from raw TL; if this fails, the library learned live locations."""
     parsed = await types.Message._parse(
         client, wire(raw_message(1, media=raw.types.MessageMediaGeoLive(geo=geo(), period=60))),
         {USER_ID: wire(raw_user())}, {})
@@ -230,7 +230,8 @@ def test_service_message_is_ignored():
 
 
 def test_constructed_forwarded_and_location():
-    message = _message(location=types.Location(latitude=1.5, longitude=2.5), forward_sender_name="x")
+    origin = types.MessageOriginHiddenUser(sender_user_name="x")
+    message = _message(location=types.Location(latitude=1.5, longitude=2.5), forward_origin=origin)
     update = map_message(message, "teacher")
     assert update.payload == Location(1.5, 2.5) and update.forwarded is True
 

@@ -1,58 +1,69 @@
-"""Send rate limits: per chat, per bot, fractional rates, bounded memory."""
+"""The rate-limit primitives: a smooth global budget (aiolimiter) and the per-chat GCRA."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from engine.types import Outgoing, SendText
-from integrations.telegram.ratelimit import SendRateLimiter, make_limiter
-from integrations.telegram.sender import TelegramSender
+from integrations.telegram.ratelimit import ChatPacer, ChatPacers, global_limiter
+from tests.fakes.virtual_clock import run_virtual
 
 
-async def timed(coro) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    await coro
-    return loop.time() - start
-
-
-def test_fractional_rate_becomes_one_per_period():
-    limiter = make_limiter(0.5)
-    assert (limiter.max_rate, limiter.time_period) == (1, 2.0)
-    assert (make_limiter(30).max_rate, make_limiter(30).time_period) == (30, 1.0)
+def test_global_limiter_is_one_message_per_interval():
+    limiter = global_limiter(30)
+    assert (limiter.max_rate, limiter.time_period) == (1, pytest.approx(1 / 30))
     with pytest.raises(ValueError):
-        make_limiter(0)
+        global_limiter(0)
 
 
-async def test_per_chat_limit_does_not_block_other_chats():
-    limiter = SendRateLimiter(per_chat=2, global_rate=1000)
-    for _ in range(2):  # the burst
-        await limiter.acquire(1)
-    throttled = asyncio.create_task(limiter.acquire(1))
-    assert await timed(limiter.acquire(2)) < 0.25  # chat 2 is not behind chat 1...
-    assert await timed(throttled) >= 0.3  # ...whose third message waits ~1/2 s
+def test_global_limiter_never_lets_more_than_the_rate_through_in_any_second():
+    async def main() -> list[float]:
+        limiter = global_limiter(30)
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+
+        async def one() -> None:
+            await limiter.acquire()
+            times.append(loop.time())
+
+        await asyncio.sleep(5)  # idle first: an idle bucket must not have saved up a burst
+        await asyncio.gather(*(one() for _ in range(200)))
+        return times
+
+    times = run_virtual(main)
+    worst = max(sum(1 for t in times if start <= t < start + 1.0 - 1e-9) for start in times)
+    assert worst <= 30
+    assert times[-1] - times[0] == pytest.approx(199 / 30, abs=0.01)
 
 
-async def test_global_limit_spans_chats():
-    limiter = SendRateLimiter(per_chat=1000, global_rate=4)
-    for chat in range(4):
-        await limiter.acquire(chat)
-    assert await timed(limiter.acquire(99)) >= 0.15
+def test_chat_pacer_allows_the_burst_then_the_rate():
+    pacer = ChatPacer(rate=1.0, burst=2)
+    assert pacer.ready_at() == float("-inf")
+    pacer.take(10.0)
+    assert pacer.ready_at() <= 10.0  # second of the burst may go at once
+    pacer.take(10.0)
+    assert pacer.ready_at() == pytest.approx(11.0)
+    pacer.take(11.0)
+    assert pacer.ready_at() == pytest.approx(12.0)
+    pacer.take(20.0)  # after a pause, the burst is back (not more)
+    assert pacer.ready_at() <= 20.0
+    pacer.take(20.0)
+    assert pacer.ready_at() == pytest.approx(21.0)
+    with pytest.raises(ValueError):
+        ChatPacer(rate=0)
 
 
-async def test_sender_paces_one_chat(client, recorder):
-    sender = TelegramSender({"teacher": client}, per_chat_rate=4, global_rate=1000)
-    out = Outgoing("teacher", 5, tuple(SendText(str(i)) for i in range(6)))
-    assert await timed(sender.deliver(out)) >= 0.4  # 4 in the burst, then 2 more at 4/s
-    assert [c.message for c in recorder.calls] == [str(i) for i in range(6)]
+def test_fractional_per_chat_rate():
+    pacer = ChatPacer(rate=0.5, burst=1)
+    pacer.take(0.0)
+    assert pacer.ready_at() == pytest.approx(2.0)
 
 
-def test_chat_limiters_are_lru_bounded():
-    limiter = SendRateLimiter(max_chats=3)
+def test_chat_pacers_are_lru_bounded():
+    pacers = ChatPacers(1.0, 2, max_chats=3)
     for chat in range(5):
-        limiter.chat_limiter(chat)
-    assert len(limiter) == 3 and list(limiter._chats) == [2, 3, 4]
-    limiter.chat_limiter(2)  # touching moves it to the young end
-    limiter.chat_limiter(9)
-    assert list(limiter._chats) == [4, 2, 9]
+        pacers[chat]
+    assert len(pacers) == 3 and list(pacers._pacers) == [2, 3, 4]
+    pacers[2]  # touching moves it to the young end
+    pacers[9]
+    assert list(pacers._pacers) == [4, 2, 9]

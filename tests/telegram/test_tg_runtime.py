@@ -117,10 +117,13 @@ async def test_sigterm_mid_drain_finishes_drain_then_stops(fake_network, config,
     assert runtime.drained
     assert events.index("drain:end") < events.index("stop:attendance-teacher")
     assert events.index("drain:end") < events.index("stop:attendance-student")
-    assert [c.message for c in recorder.calls] == ["Session closed"]
+    assert recorder.sent_texts() == ["Session closed"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # our handler was removed
-    # after the stop, replies are dropped, not sent through a stopped client
-    assert await runtime.deliver(Outgoing("teacher", 42, (SendText("late"),))) == [None]
+    # after the stop, a reply is not sent through a stopped client: it waits in the journal
+    await runtime.deliver(Outgoing("teacher", 42, (SendText("late"),)))
+    await asyncio.sleep(0.05)
+    assert recorder.sent_texts() == ["Session closed"]
+    assert [e.actions for e in await runtime.sender.journal.pending()] == [(SendText("late"),)]
 
 
 async def test_updates_in_flight_finish_before_drain_and_new_ones_are_refused(fake_network, config, factory, events):
@@ -330,12 +333,38 @@ async def test_serve_engine_round_trip_and_sigterm(fake_network, config, factory
         await asyncio.sleep(0.01)
     started[0].clients["student"].dispatcher.updates_queue.put_nowait(new_message(raw_message(3, "hi")))
     for _ in range(200):
-        if recorder.calls:
+        if recorder.sent_texts():
             break
         await asyncio.sleep(0.01)
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(task, 5)
-    assert [c.message for c in recorder.calls] == ["echo hi"]
+    assert recorder.sent_texts() == ["echo hi"]
     lifecycle = [e for e in events if e.startswith("engine") or e.startswith("stop")]
     assert lifecycle == ["engine:start", "engine:submit:hi", "engine:drain", "stop:attendance-teacher",
                          "stop:attendance-student", "engine:stop"]
+
+
+async def test_clients_are_built_with_explicit_workers_and_floodwaits_surfaced(config):
+    from dataclasses import replace
+
+    client = default_client_factory(in_memory=True)("student", replace(config, workers=7))
+    assert client.workers == 7  # TELEGRAM_WORKERS, not the library's cpu-based default
+    assert client.sleep_threshold == 0  # a FloodWait reaches the send queue, which pauses the bot
+    assert client.skip_updates is True  # the library's unordered catch-up is off; ours runs
+
+
+async def test_stats_and_health_per_bot(fake_network, config, factory):
+    async def noop(*_): ...
+
+    runtime = TelegramRuntime(config, noop, noop, in_memory=True, heartbeat_interval=0,
+                              handle_signals=False, client_factory=factory)
+    task = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(runtime.started.wait(), 5)
+    stats = runtime.stats()
+    assert set(stats) == {"teacher", "student"}
+    assert {"connected", "depth", "send_rate", "reply_wait_p95_s", "flood_waits", "caught_up"} <= set(stats["student"])
+    health = runtime.health()
+    assert health["ok"] and health["bots"]["teacher"]["connected"]
+    runtime.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert not runtime.health()["ok"]

@@ -150,6 +150,10 @@ def stats(settings: Settings) -> int:
     for key, value in (snapshot.get("engine") or {}).items():
         print(f"  engine.{key}: {value}")
     print(f"  report_jobs: {snapshot.get('report_jobs')}")
+    for bot, figures in (snapshot.get("telegram") or {}).items():
+        queue = figures.get("queue") or figures
+        shown = {k: queue[k] for k in ("depth", "send_rate", "sent", "failed", "flood_waits") if k in queue}
+        print(f"  telegram.{bot}: {shown}")
     return 0
 
 

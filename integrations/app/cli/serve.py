@@ -26,20 +26,25 @@ STATS_EVERY_S = 30
 async def _serve(settings: Settings, config: TelegramConfig) -> None:
     """Then finish in-flight work and return (exit 0)."""
     app = build_app(settings)
+    runtime = TelegramRuntime(config, submit=app.submit, drain=app.drain)
+    app.add_sink(runtime.deliver)
     stats_path = settings.data_dir / STATS_FILE
 
     async def snapshot_stats() -> None:
         while True:
             await asyncio.sleep(STATS_EVERY_S)
-            write_stats(stats_path, app)
-            logging.getLogger("stats").info("verify queue %s", app.verify_queue.stats())
+            write_stats(stats_path, app, runtime.stats())
+            logging.getLogger("stats").info("verify queue %s; telegram %s", app.verify_queue.stats(),
+                                            runtime.stats())
 
+    await app.start()
     task = asyncio.create_task(snapshot_stats())
     try:
-        await serve_engine(config, app)
+        await runtime.run()
     finally:
         task.cancel()
-        write_stats(stats_path, app)
+        write_stats(stats_path, app, runtime.stats())
+        await app.stop()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
