@@ -97,14 +97,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     students = load_class.make_students(args.students, args.batches)
     csv_path = workdir / "roster.csv"
     load_class.write_roster_csv(csv_path, students)
+    server = None  # without MONGODB_URI: a private SecantusDB server in memory, for this run only
+    if not os.environ.get("MONGODB_URI"):
+        from integrations.storage.embedded import EmbeddedServer
+
+        server = EmbeddedServer(workdir / "db", memory=True).start()
+    mongo_uri = os.environ.get("MONGODB_URI") or f"{server.base_uri}/load_tg_{os.getpid()}"
     os.environ.update({
-        "APP_ENV": "test", "STORE": "memory", "MONGODB_URI": f"mongomock://localhost/load_tg_{os.getpid()}",
+        "APP_ENV": "test", "STORE": "memory", "MONGODB_URI": mongo_uri,
         "ROSTER_BACKEND": "local", "VERIFY_WORKERS": str(args.workers),
         "VERIFY_QUEUE_CAPACITY": str(max(1000, 2 * args.students)), "REPORT_BUFFER_SECONDS": "1",
         "FACES_DIR": str(workdir / "faces"), "FACE_VERIFIER": "local", "TIMEZONE": "UTC",
     })
 
-    from engine.simulator import SimUser, Simulator, video_duration
+    from engine.simulator import SimUser, Simulator
+    from integrations.presence.media_reader import read_video_note, video_duration
     from integrations.app import build_app
     from integrations.storage.documents import AttendanceRecord
     from integrations.presence import video as video_mod
@@ -115,8 +122,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from integrations.telegram.transport import BotTransport
 
     get_settings.cache_clear()
-    app = build_app([str(ROOT / "flows" / "teacher.yaml"), str(ROOT / "flows" / "student.yaml")], get_settings(),
+    app = build_app(get_settings(), flows=[str(ROOT / "flows" / "teacher.yaml"), str(ROOT / "flows" / "student.yaml")],
                     verifier=VirtualRekognition(loop, args.face_latency))
+    app.open_storage()
     import_roster(csv_path)
     video_mod.warm_up()
     note = VideoNote(note_bytes, video_duration(note_bytes), 384, len(note_bytes), "load-note")
@@ -135,7 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     transports = {name: BotTransport(name, fakes[name], app.engine.submit, video_max_bytes=8 << 20,  # type: ignore[arg-type]
                                      flow_bot=flow_of[name], on_input=sender.note_input) for name in fakes}
     app.add_sink(sender.deliver)
-    sim = Simulator(app.engine)  # only to turn the teacher's "/tap ..." lines into updates
+    sim = Simulator(app.engine, media_reader=read_video_note)  # only to turn the teacher's "/tap ..." lines into updates
     await app.start()
     await sender.start()
 
@@ -289,6 +297,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["ok"] = all(checks.values())
     await sender.stop()
     await app.stop()
+    if server is not None:
+        server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
     return result
 
