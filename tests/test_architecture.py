@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Heavy or optional dependencies that may be imported where they are needed, not at module level.
-OPTIONAL = {"cv2", "dlib", "face_recognition_models", "boto3", "botocore", "pydot", "mongomock"}
+OPTIONAL = {"cv2", "dlib", "face_recognition_models", "boto3", "botocore", "pydot"}
 MAX_FUNCTION_LEVEL_IMPORTS = 10
 
 

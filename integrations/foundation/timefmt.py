@@ -13,7 +13,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
-    """mongomock and some drivers hand back naive datetimes; they are UTC."""
+    """Drivers hand back naive datetimes unless tz_aware; they are UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 

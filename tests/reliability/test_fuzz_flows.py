@@ -1,6 +1,6 @@
 """Fuzzing both flows: random sequences of every kind of update, from every state.
 
-The real hooks run over a seeded database (local roster in mongomock, an open session of
+The real hooks run over a seeded database (local roster on the test server, an open session of
 Asha's with code 123456, a closed and an expired one) with an instant fake face verifier (notes
 that are not fake go through the real frame extraction first). For every state of each flow,
 a conversation is put there (driven through the real flow where the state is reachable by

@@ -2,7 +2,7 @@
 
 After every input (and at the points where time passes) the running app instance is stopped and
 a new one is built over the same database and the same conversation store: the same
-``MemoryStore`` object, or a new ``MongoConversationStore`` over the same mongomock database.
+``MemoryStore`` object, or a new ``MongoConversationStore`` over the same database on the test server.
 Every conversation must continue where it was; a restart alone changes no stored conversation;
 state timeouts and the expiry report fire exactly once across all instances; attendance is
 neither lost nor doubled. Face checks: one student records a real video note checked by the real
