@@ -7,7 +7,7 @@
     .venv/bin/python scripts/load_telegram.py --students 60 --window 6 --global-rate 5   # small (CI)
 
 What is real: the engine, flows/teacher.yaml and flows/student.yaml with their hooks, the local
-roster on mongomock, the verification queue with real frame extraction (OpenCV + dlib on
+roster on a real database server, the verification queue with real frame extraction (OpenCV + dlib on
 ``note_obama_2.mp4``), and the whole transport send path: ``BotTransport.submit_update`` (input
 noting and routing), ``TelegramSender`` (journal, coalescing, follow-ups), ``BotQueue`` with its
 aiolimiter budget, per-chat pacing, FloodWait pauses and retries.

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-
 from integrations.settings import Settings, SettingsError
 from integrations.telegram.bots import bot_id, physical_names
 from integrations.telegram.constants import (

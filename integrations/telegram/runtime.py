@@ -39,6 +39,7 @@ from integrations.telegram.catchup import (
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import heartbeat_path, write_heartbeat
 from integrations.telegram.journal import MemoryReplyJournal, ReplyJournal
+from integrations.telegram.mongo_state import mongo_stores
 from integrations.telegram.sender import TelegramSender
 from integrations.telegram.transport import BotTransport, Submit
 
@@ -75,8 +76,6 @@ def default_client_factory(in_memory: bool = False) -> ClientFactory:
 def default_stores(config: TelegramConfig) -> dict[str, Any]:
     """Journal, update states and routes: in MongoDB with ``STORE=mongo``, else in memory."""
     if config.store == "mongo":
-        from integrations.telegram.mongo_state import mongo_stores
-
         return mongo_stores()
     return {"journal": MemoryReplyJournal(), "state_store": MemoryUpdateStateStore(), "routes": MemoryChatRoutes()}
 

@@ -1,7 +1,7 @@
 """A small class on Telegram in CI (issue 13): scripts/load_telegram.py with 60 students.
 
 The bot's budget is lowered to 5 messages/s so 60 students saturate it as 1,000 saturate 30/s.
-Each run is its own process (fresh settings and mongomock database). Assertions are on counts
+Each run is its own process (fresh settings, its own private database server). Assertions are on counts
 and on the script's virtual clock, never on the machine's wall time.
 """
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The transport's MongoDB state (mongomock): journal, update states, routes; and the crash case."""
+"""The transport's MongoDB state: journal, update states, routes; and the crash case."""
 from __future__ import annotations
 
 import pytest
 
 from engine.types import Button, DeleteMessage, EditText, InlineButton, Outgoing, SendDocument, SendText
 from integrations.storage.connection import connect_db
+from tests.conftest import fresh_db_uri
 from integrations.telegram.catchup import UpdateState
 from integrations.telegram.config import TelegramConfig
 from integrations.telegram.journal import decode_action, encode_action
@@ -27,7 +28,7 @@ ACTIONS = (
 
 @pytest.fixture(autouse=True)
 def db():
-    connect_db("mongomock://localhost/tg_state")
+    connect_db(fresh_db_uri("tg_state"))
     yield
 
 
