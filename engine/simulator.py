@@ -41,6 +41,7 @@ class SimUser:
     bot: str
     first_name: str = ""
     chat_id: Optional[int] = None
+    language: Optional[str] = None  # the app language their updates carry ("hi"), as Telegram's language_code
 
     @property
     def chat(self) -> int:
@@ -140,7 +141,8 @@ class Simulator:
     # ------------------------------------------------------------------ sending
     def _update(self, user: SimUser, kind: str, payload: Any, **kw: Any) -> Update:
         return Update(user.bot, user.chat, user.user_id, kind, payload,  # type: ignore[arg-type]
-                      first_name=user.first_name, message_id=next(self._message_ids), **kw)
+                      first_name=user.first_name, message_id=next(self._message_ids),
+                      language_code=user.language, **kw)
 
     def parse(self, user: SimUser, line: str) -> Optional[Update]:
         """Turn one input line into an Update (None for simulator-only directives)."""
@@ -186,7 +188,8 @@ class Simulator:
                         message_id = action.message_id if isinstance(action, EditText) else item.message_id
                         return Update(user.bot, user.chat, user.user_id, "callback",
                                       Callback(button.data, f"cb{next(self._message_ids)}"),
-                                      message_id=message_id, first_name=user.first_name)
+                                      message_id=message_id, first_name=user.first_name,
+                                      language_code=user.language)
             for row in getattr(action, "keyboard", None) or []:
                 for button in row:
                     if button.text.casefold() == wanted and button.request is None:
