@@ -19,7 +19,7 @@ from .errors import VersionConflict
 from .step import Step
 from .store import Conversation, ConversationStore, Key, MemoryStore
 from .timers import TimerService
-from .types import Event, Outgoing, ReplyAction, SendText, Update
+from .types import Event, EventData, Outgoing, ReplyAction, SendText, Update
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,12 @@ class Engine:
 
     # ------------------------------------------------------------------ input
     async def post_event(
-        self, bot: str, chat_id: int, name: str, data: Optional[dict[str, Any]] = None,
+        self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
         user_id: Optional[int] = None,
     ) -> list[ReplyAction]:
-        """Deliver an internal event (report ready, verification done) to one conversation."""
+        """Deliver an internal event (report ready, verification done) to one conversation.
+
+        ``data`` may be a function of the conversation's language (see :class:`Event`)."""
         update = Update(bot, chat_id, user_id if user_id is not None else chat_id, "event",
                         Event(name, data or {}))
         return await self.submit(update)

@@ -23,6 +23,7 @@ from .types import (
     Contact,
     DeleteMessage,
     EditText,
+    EventData,
     InlineButton,
     Location,
     Outgoing,
@@ -211,7 +212,7 @@ class Simulator:
         await self.engine.submit(update)  # type: ignore[arg-type]
         return self.texts(user, before)
 
-    async def event(self, user: SimUser, name: str, data: Optional[dict] = None) -> list[str]:
+    async def event(self, user: SimUser, name: str, data: Optional[EventData] = None) -> list[str]:
         before = len(self.received(user))
         await self.engine.post_event(user.bot, user.chat, name, data or {}, user.user_id)
         return self.texts(user, before)
