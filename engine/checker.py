@@ -298,14 +298,20 @@ class _Checker:
                 path.append(current.name)
 
     # ------------------------------------------------------------------ placeholders
-    def check_placeholders(self) -> None:
-        if self.hooks_unknowable:
-            return  # a hook names nothing registered: the data it provides is unknown
+    def known_keys(self) -> set[str]:
+        """Every data key a placeholder may name (after :meth:`check_hooks`)."""
         spec, states = self.spec, self.states
         known = set(BUILTIN_KEYS) | set(spec.data) | self.provided
         known |= {s.save for s in states.values() if s.save}
         for h in (*spec.events.values(), *(h for s in states.values() for h in s.events.values())):
             known |= set(h.provides)
+        return known
+
+    def check_placeholders(self) -> None:
+        if self.hooks_unknowable:
+            return  # a hook names nothing registered: the data it provides is unknown
+        spec, states = self.spec, self.states
+        known = self.known_keys()
 
         def check(text: str, line: int, state: Optional[str], where: str = "") -> None:
             for ph in placeholders(text):
@@ -332,6 +338,14 @@ class _Checker:
                 guess = closest(s.document.data, known)
                 self.err(s.at("document.data"), f"document data '{s.document.data}' is never set"
                          f"{did_you_mean(guess)}", s.name, "unknown_placeholder")
+
+
+def known_keys(spec: FlowSpec, hooks: HookRegistry) -> set[str]:
+    """Every data key a placeholder of the flow may name: saved answers, data the hooks and
+    events provide, `data:` defaults and the built-ins."""
+    checker = _Checker(spec, hooks)
+    checker.check_hooks()
+    return checker.known_keys()
 
 
 def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowProblem]:

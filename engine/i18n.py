@@ -23,8 +23,12 @@ none, text by text. The interpreter reads texts exactly as before, from the spec
 conversation's language, so nothing else in the engine knows about translations.
 
 Checks: a text with no translation, a catalog or section that is missing, and a translation of
-a text the flow does not have are *warnings* (the flow still loads and falls back); placeholders
-that differ from the default language's text, and a catalog that cannot be read, are errors.
+a text the flow does not have are *warnings* (the flow still loads and falls back). Placeholders
+are compared with the default language's text: a translation naming one the flow never fills
+(a typo, a translated name, a broken brace) is an *error*; one whose placeholders differ
+otherwise is *out of date* (the default text gained or lost a placeholder since it was
+translated, e.g. while someone else changed the flow): a warning, and that text falls back to
+the default language until the translation is updated. A catalog that cannot be read is an error.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
-from .checker import closest, did_you_mean, placeholders
+from .checker import closest, did_you_mean, known_keys, placeholders
 from .constants import (
     DEFAULT_DONE_LABEL,
     LANGUAGE_CHOICE,
@@ -47,6 +51,7 @@ from .constants import (
 )
 from .errors import FlowProblem
 from .explain import duplicate_problems, yaml_problem
+from .hooks import HookRegistry
 from .spec import Document, FlowSpec, Handler, StateSpec
 from .types import InlineButton
 from .yaml_lines import LineDict, LineList, line_of, load_yaml_with_lines
@@ -271,39 +276,52 @@ def _list(names: set[str]) -> str:
     return ", ".join(f"{{{n}}}" for n in sorted(names))
 
 
-def check_catalog(spec: FlowSpec, catalog: Catalog, texts: list[FlowText]) -> list[FlowProblem]:
-    """Placeholders that differ (errors), texts not translated and translations of texts the flow
-    does not have (warnings)."""
+def check_catalog(spec: FlowSpec, catalog: Catalog, texts: list[FlowText],
+                  known: set[str]) -> tuple[dict[str, str], list[FlowProblem]]:
+    """The translations to use (id -> text), and the catalog's problems: placeholders the flow
+    never fills (errors); translations out of date, texts not translated and translations of
+    texts the flow does not have (warnings). ``known``: the data keys placeholders may name."""
     problems: list[FlowProblem] = []
-    known = {t.id: t for t in texts}
+    table: dict[str, str] = {}
+    by_id = {t.id: t for t in texts}
     default = spec.default_language
     for id_, (translation, line) in catalog.entries.items():
-        original = known.get(id_)
+        original = by_id.get(id_)
         if original is None:
-            guess = closest(id_, known)
+            guess = closest(id_, by_id)
             problems.append(FlowProblem(catalog.path, line, f"{spec.name}: {id_} is not a text of"
                                         f" {spec.path}{did_you_mean(guess)}; this translation is unused",
                                         kind="translation", warning=True))
             continue
         want, have = set(placeholders(original.text)), set(placeholders(translation))
+        unknown = have - known - want
+        if unknown:
+            problems.append(FlowProblem(catalog.path, line, f"{spec.name}: {id_}: the translation has"
+                                        f" {_list(unknown)}, which the flow never fills (placeholders"
+                                        f" stay as in the '{default}' text: {_list(want) or 'none'})",
+                                        kind="placeholder"))
+            continue
         if want != have:
             parts = []
             if want - have:
                 parts.append(f"lacks {_list(want - have)}")
             if have - want:
                 parts.append(f"has {_list(have - want)}, which the '{default}' text does not")
-            problems.append(FlowProblem(catalog.path, line, f"{spec.name}: {id_}: the translation"
-                                        f" {' and '.join(parts)}", kind="placeholder"))
+            problems.append(FlowProblem(catalog.path, line, f"{spec.name}: {id_}: the translation is out"
+                                        f" of date ({' and '.join(parts)}): the '{default}' text is sent"
+                                        " until it is updated", kind="placeholder", warning=True))
+            continue
+        table[id_] = translation
     for text in texts:
         if text.id not in catalog.entries and needs_translation(text.text):
             rel = text.id.removeprefix(f"states.{text.state}.") if text.state else text.id
             problems.append(FlowProblem(spec.path, text.line, f"no '{catalog.language}' translation of"
                                         f" {rel} ({catalog.path})", text.state, "translation",
                                         warning=True))
-    return problems
+    return table, problems
 
 
-def translations_of(spec: FlowSpec) -> tuple[dict[str, FlowSpec], list[FlowProblem]]:
+def translations_of(spec: FlowSpec, hooks: HookRegistry) -> tuple[dict[str, FlowSpec], list[FlowProblem]]:
     """The flow in each of its other languages, and what is missing or wrong in the catalogs.
 
     Nothing is read for a flow that speaks one language.
@@ -311,6 +329,7 @@ def translations_of(spec: FlowSpec) -> tuple[dict[str, FlowSpec], list[FlowProbl
     if not spec.multilingual:
         return {}, []
     texts = texts_of(spec)
+    known = known_keys(spec, hooks)
     localized: dict[str, FlowSpec] = {}
     problems: list[FlowProblem] = []
     for language in spec.languages:
@@ -320,8 +339,8 @@ def translations_of(spec: FlowSpec) -> tuple[dict[str, FlowSpec], list[FlowProbl
         problems += found
         table: dict[str, str] = {}
         if catalog is not None:
-            problems += check_catalog(spec, catalog, texts)
-            table = {id_: text for id_, (text, _) in catalog.entries.items()}
+            table, found = check_catalog(spec, catalog, texts, known)
+            problems += found
         localized[language] = localize(spec, language, table)
     return localized, problems
 

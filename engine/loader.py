@@ -73,7 +73,7 @@ def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[Comp
     errors = check_flow(spec, hooks)
     if errors:
         return None, errors
-    localized, problems = translations_of(spec)
+    localized, problems = translations_of(spec, hooks)
     if errors_of(problems):
         return None, problems
     try:

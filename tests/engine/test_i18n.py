@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.constants import LANGUAGE_CHOSEN_KEY, LANGUAGE_KEY
+from engine.errors import FlowLoadError
 from engine.hooks import HookContext, HookRegistry, HookResult
 from engine.i18n import canonical, language_tag, needs_translation, texts_of
 from engine.loader import check_paths, load_flow
@@ -229,14 +230,36 @@ def test_a_missing_catalog_or_section_is_one_warning(tmp_path: Path) -> None:
         " section (its texts are sent in 'en')"]
 
 
-def test_placeholder_mismatch_is_an_error_at_the_catalog_line(tmp_path: Path) -> None:
+def test_a_placeholder_the_flow_never_fills_is_an_error_at_the_catalog_line(tmp_path: Path) -> None:
     hi = HI.replace('"यह रही आपकी {drink}।"', '"यह रही आपकी {drnk}।"')
     problems = check(tmp_path, hi=hi)
     errors = [p for p in problems if ": warning: " not in p]
-    assert errors == [f"{tmp_path}/locales/hi.yaml:16: t: states.pick.on.ok.say: the translation lacks"
-                      " {drink} and has {drnk}, which the 'en' text does not"]
-    with pytest.raises(Exception):
+    assert errors == [f"{tmp_path}/locales/hi.yaml:16: t: states.pick.on.ok.say: the translation has {{drnk}},"
+                      " which the flow never fills (placeholders stay as in the 'en' text: {drink})"]
+    with pytest.raises(FlowLoadError):
         load_flow(tmp_path / "t.yaml", hooks())
+    problems = check(tmp_path, hi=HI.replace('"आपका नाम?"', '"आपका {नाम?"'))  # a broken brace
+    assert [p for p in problems if ": warning: " not in p] == [
+        f"{tmp_path}/locales/hi.yaml:12: t: states.ask_name.prompt: the translation has {{{{}},"
+        " which the flow never fills (placeholders stay as in the 'en' text: none)"]
+
+
+async def test_an_out_of_date_translation_is_a_warning_and_falls_back(tmp_path: Path) -> None:
+    """The default text gained a placeholder (someone changed the flow): the old translation
+    lacks it, so the default text is sent until the translation catches up."""
+    flow = FLOW.replace('prompt: "Pick one, {name}"', 'prompt: "Pick one, {name} ({first_name})"')
+    problems = check(tmp_path, flow=flow)
+    assert f"{tmp_path}/locales/hi.yaml:14: warning: t: states.pick.prompt: the translation is out of date" \
+           " (lacks {first_name}): the 'en' text is sent until it is updated" in problems
+    assert all(": warning: " in p for p in problems)
+    sim, _ = simulator(tmp_path / "t.yaml")
+    u = user("hi")
+    await sim.send(u, "/start")
+    assert await sim.send(u, "Ravi") == ["Pick one, Ravi (Asha)  {चाय | कॉफ़ी | वापस}"]
+    # A placeholder the flow fills but this text does not have: out of date too.
+    problems = check(tmp_path, hi=HI.replace('"आपका नाम?"', '"आपका नाम, {first_name}?"'))
+    assert any("states.ask_name.prompt: the translation is out of date (has {first_name}, which the 'en'"
+               " text does not)" in p and ": warning: " in p for p in problems)
 
 
 def test_a_translation_of_nothing_is_a_warning(tmp_path: Path) -> None:
