@@ -327,3 +327,23 @@ async def test_failing_guards_keep_the_state(path: Path, language: str) -> None:
             assert h.replies_in_wrong_language() == [], (name, kind, payload)
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("path, language", CASES, ids=CASE_IDS)
+async def test_switching_language_anywhere_keeps_the_state(path: Path, language: str) -> None:
+    """/language X in any state: the conversation stays where it is (nothing answered, no
+    retry counted) and the bot speaks X from then on, asking the current question again."""
+    h = Harness(path, language)
+    if not h.spec.multilingual:
+        pytest.skip("one language: /language is not built in")
+    for target in h.spec.languages:
+        for name, state in h.spec.states.items():
+            conv = h.conversation(name)
+            before = conv.clone()
+            step = await h.step(conv, "command", Command("language", target))
+            assert (conv.state, conv.epoch, conv.retries) == (name, before.epoch, before.retries), name
+            assert step.language == target and step.actions, name
+            assert wrong_language(_shown(step.actions), target) == [], (name, target)
+            h.sent.clear()
+            if state.ask and not state.final:
+                assert len([a for a in step.actions if isinstance(a, SendText)]) == 2, name  # said + asked
