@@ -33,7 +33,7 @@ from .hooks import HookContext, HookRegistry, HookResult
 from .i18n import find_language, language_buttons, pick_language, remember_language
 from .loader import CompiledFlow
 from .render import fill, inline_options, parse_callback, prompt_action
-from .spec import Handler, StateSpec
+from .spec import FlowSpec, Handler, StateSpec
 from .store import Conversation
 from .types import (
     AnswerCallback,
@@ -232,7 +232,7 @@ class Step:
         else:
             self.say(state.hint)
 
-    def _other_specs(self) -> list[Any]:
+    def _other_specs(self) -> list[FlowSpec]:
         """The flow in its other languages: a label typed (or a keyboard kept from before a
         language change) still counts in any of them."""
         return [self.flow.spec_in(language) for language in self.spec.languages if language != self.language]
