@@ -13,7 +13,7 @@ import re
 import string
 from typing import Iterable, Iterator, Optional
 
-from .constants import BACK_COMMAND, BUILTIN_KEYS, RESERVED_EVENTS, SUGGEST_CUTOFF
+from .constants import BACK_COMMAND, BUILTIN_KEYS, LANGUAGE_COMMAND, RESERVED_EVENTS, SUGGEST_CUTOFF
 from .errors import FlowProblem
 from .graph import edges, previous_questions
 from .hooks import HookRegistry
@@ -248,6 +248,21 @@ class _Checker:
                          f"/{BACK_COMMAND} is built in when 'back:' is set: remove this command", s.name,
                          "back")
 
+    # ------------------------------------------------------------------ languages
+    def check_languages(self) -> None:
+        spec = self.spec
+        if spec.default_language not in spec.languages:
+            self.err(spec.at("default_language", "languages"), f"default_language '{spec.default_language}'"
+                     f" is not one of the languages ({', '.join(spec.languages)})", kind="wrong_type")
+        if not spec.multilingual:
+            return
+        message = f"/{LANGUAGE_COMMAND} is built in when 'languages:' lists more than one: remove this command"
+        if LANGUAGE_COMMAND in spec.commands:
+            self.err(spec.at(f"commands.{LANGUAGE_COMMAND}"), message, kind="language")
+        for s in self.states.values():
+            if LANGUAGE_COMMAND in s.commands:
+                self.err(s.at(f"commands.{LANGUAGE_COMMAND}"), message, s.name, "language")
+
     # ------------------------------------------------------------------ reachability and loops
     def check_reachability(self) -> None:
         if self.targets_unknowable:
@@ -283,14 +298,20 @@ class _Checker:
                 path.append(current.name)
 
     # ------------------------------------------------------------------ placeholders
-    def check_placeholders(self) -> None:
-        if self.hooks_unknowable:
-            return  # a hook names nothing registered: the data it provides is unknown
+    def known_keys(self) -> set[str]:
+        """Every data key a placeholder may name (after :meth:`check_hooks`)."""
         spec, states = self.spec, self.states
         known = set(BUILTIN_KEYS) | set(spec.data) | self.provided
         known |= {s.save for s in states.values() if s.save}
         for h in (*spec.events.values(), *(h for s in states.values() for h in s.events.values())):
             known |= set(h.provides)
+        return known
+
+    def check_placeholders(self) -> None:
+        if self.hooks_unknowable:
+            return  # a hook names nothing registered: the data it provides is unknown
+        spec, states = self.spec, self.states
+        known = self.known_keys()
 
         def check(text: str, line: int, state: Optional[str], where: str = "") -> None:
             for ph in placeholders(text):
@@ -319,6 +340,14 @@ class _Checker:
                          f"{did_you_mean(guess)}", s.name, "unknown_placeholder")
 
 
+def known_keys(spec: FlowSpec, hooks: HookRegistry) -> set[str]:
+    """Every data key a placeholder of the flow may name: saved answers, data the hooks and
+    events provide, `data:` defaults and the built-ins."""
+    checker = _Checker(spec, hooks)
+    checker.check_hooks()
+    return checker.known_keys()
+
+
 def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowProblem]:
     """Every semantic problem of one (schema-valid) flow, in file order."""
     checker = _Checker(spec, hooks)
@@ -326,6 +355,7 @@ def check_flow(spec: FlowSpec, hooks: HookRegistry) -> list[FlowProblem]:
     checker.check_hooks()
     checker.check_shapes()
     checker.check_back()
+    checker.check_languages()
     checker.check_reachability()
     checker.check_loops()
     checker.check_placeholders()

@@ -18,10 +18,31 @@ RESERVED_EVENTS = (TIMEOUT_EVENT,)
 BACK_COMMAND = "back"
 HISTORY_LIMIT = 10  # questions remembered for /back; older ones are dropped
 
+# --- languages (docs/flows.md, "Languages")
+DEFAULT_LANGUAGE = "en"  # a flow's default_language when it names none
+LANGUAGE_PATTERN = "^[a-z]{2,3}$"  # ISO 639-1/-3 codes: en, hi, te (flow.schema.json agrees)
+LANGUAGE_COMMAND = "language"  # built in when a flow lists more than one language
+LANGUAGE_CHOICE = "lang:"  # callback data of a /language button: "lang:hi"
+LOCALES_DIR = "locales"  # catalogs beside the flows: locales/<language>.yaml, one section per flow
+# The engine's own texts for /language; a flow may set them in `texts:` (and must, if its default
+# language is not English). Catalogs translate them like any other text.
+LANGUAGE_TEXTS = {
+    "language_prompt": "🌐 Choose your language:",
+    "language_changed": "✅ I will write in English from now on.",
+}
+# The name on each language's /language button, written in that language.
+LANGUAGE_NAMES = {
+    "en": "English", "hi": "हिन्दी", "te": "తెలుగు", "ta": "தமிழ்", "kn": "ಕನ್ನಡ", "ml": "മലയാളം",
+    "mr": "मराठी", "bn": "বাংলা", "gu": "ગુજરાતી", "pa": "ਪੰਜਾਬੀ", "or": "ଓଡ଼ିଆ", "ur": "اردو",
+    "as": "অসমীয়া",
+}
+
 # --- conversation data keys. `__name`: engine bookkeeping, stored but never a placeholder;
 # `_name`: transient, lives for one step only (passwords, video bytes, generated files).
 OPTIONS_KEY = "__options"
 HISTORY_KEY = "__history"
+LANGUAGE_KEY = "__language"  # the conversation's language, when it is not the flow's default
+LANGUAGE_CHOSEN_KEY = "__language_chosen"  # set by /language: Telegram's language no longer counts
 COMMAND_ARGS_KEY = "command_args"
 BUILTIN_KEYS = ("first_name", "user_id", "chat_id", COMMAND_ARGS_KEY)
 

@@ -13,17 +13,28 @@ class EngineError(Exception):
 
 @dataclass(frozen=True)
 class FlowProblem:
-    """One problem in a flow file, printed as `file:line: state 'x': message`."""
+    """One problem in a flow file, printed as `file:line: state 'x': message`.
+
+    A *warning* (``warning=True``, printed `file:line: warning: ...`) does not stop the flow from
+    loading: a text not translated yet falls back to the default language's.
+    """
 
     path: str
     line: int
     message: str
     state: Optional[str] = None
     kind: str = "error"
+    warning: bool = False
 
     def __str__(self) -> str:
+        severity = "warning: " if self.warning else ""
         where = f"state '{self.state}': " if self.state else ""
-        return f"{self.path}:{self.line}: {where}{self.message}"
+        return f"{self.path}:{self.line}: {severity}{where}{self.message}"
+
+
+def errors_of(problems: Sequence[FlowProblem]) -> list[FlowProblem]:
+    """The problems that stop a flow from loading (not the warnings)."""
+    return [p for p in problems if not p.warning]
 
 
 class FlowLoadError(EngineError):

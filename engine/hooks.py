@@ -10,6 +10,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Literal, Optional, Union
 
+from .constants import DEFAULT_LANGUAGE
 from .errors import DuplicateHook, HookReturnError, UnknownHook
 from .types import Update
 
@@ -18,7 +19,8 @@ HookKind = Literal["call", "validate", "options"]
 
 @dataclass
 class HookContext:
-    """What a hook sees: the update, the conversation data and the app's services."""
+    """What a hook sees: the update, the conversation data and the app's services, and the
+    conversation's language (for dates and numbers it formats, or labels it gives)."""
 
     update: Update
     data: dict[str, Any]
@@ -26,6 +28,7 @@ class HookContext:
     state: str
     services: Any = None
     answer: Any = None
+    language: str = DEFAULT_LANGUAGE
 
     @property
     def request_id(self) -> str:

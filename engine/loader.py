@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -12,11 +13,14 @@ from statemachine.exceptions import InvalidDefinition
 
 from .checker import check_flow
 from .compiler import Stepper, compile_machine
-from .errors import FlowLoadError, FlowProblem
+from .errors import FlowLoadError, FlowProblem, errors_of
 from .explain import duplicate_problems, schema_problems, yaml_problem
 from .hooks import HookRegistry
+from .i18n import language_tag, translations_of
 from .spec import FlowSpec, build_spec
 from .yaml_lines import load_yaml_with_lines
+
+log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("flow.schema.json")
 
@@ -28,8 +32,9 @@ def flow_schema() -> dict[str, Any]:
 
 @dataclass
 class CompiledFlow:
-    spec: FlowSpec
+    spec: FlowSpec  # in the flow's default language
     machine: type
+    localized: dict[str, FlowSpec] = field(default_factory=dict)  # the other languages (engine/i18n.py)
     stepper: Stepper = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,9 +44,20 @@ class CompiledFlow:
     def name(self) -> str:
         return self.spec.name
 
+    def spec_in(self, language: Optional[str]) -> FlowSpec:
+        """The flow with its texts in ``language`` (the default language's where none)."""
+        return self.localized.get(language or "", self.spec)
+
+    def language_for(self, language_code: Optional[str]) -> str:
+        """The flow's language for a user's app language (an IETF tag), else its default."""
+        tag = language_tag(language_code)
+        return tag if tag in self.spec.languages else self.spec.default_language  # type: ignore[return-value]
+
 
 def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowProblem]]:
-    """Parse and check one flow; return it compiled when it has no errors."""
+    """Parse and check one flow; return it compiled when it has no errors.
+
+    The problems may include warnings (texts not translated yet) even when the flow compiles."""
     try:
         raw = load_yaml_with_lines(text)
     except yaml.YAMLError as exc:
@@ -57,11 +73,14 @@ def parse_flow(text: str, path: str, hooks: HookRegistry) -> tuple[Optional[Comp
     errors = check_flow(spec, hooks)
     if errors:
         return None, errors
+    localized, problems = translations_of(spec, hooks)
+    if errors_of(problems):
+        return None, problems
     try:
         machine = compile_machine(spec)
     except InvalidDefinition as exc:
         return None, [FlowProblem(path, 1, f"state machine: {exc}", kind="machine")]
-    return CompiledFlow(spec, machine), []
+    return CompiledFlow(spec, machine, localized), problems
 
 
 def _parse_file(path: Path, hooks: HookRegistry) -> tuple[Optional[CompiledFlow], list[FlowProblem]]:
@@ -77,9 +96,21 @@ def _parse_file(path: Path, hooks: HookRegistry) -> tuple[Optional[CompiledFlow]
 def load_flow(path: Path | str, hooks: HookRegistry) -> CompiledFlow:
     """One flow file, checked and compiled; :class:`FlowLoadError` lists every problem."""
     flow, problems = _parse_file(Path(path), hooks)
-    if problems or flow is None:
-        raise FlowLoadError(problems)
+    if errors_of(problems) or flow is None:
+        raise FlowLoadError(errors_of(problems))
+    _log_warnings(problems)
     return flow
+
+
+def _log_warnings(problems: list[FlowProblem]) -> None:
+    """One line per flow file: the bot still runs; `run.py check` lists each warning."""
+    by_file: dict[str, int] = {}
+    for problem in problems:
+        if problem.warning:
+            by_file[problem.path] = by_file.get(problem.path, 0) + 1
+    for path, count in by_file.items():
+        log.warning("%s: %d warning(s), e.g. texts not translated yet (they fall back to the default"
+                    " language); run `python run.py check` to list them", path, count)
 
 
 def flow_files(target: Path | str) -> list[Path]:
@@ -103,8 +134,8 @@ def _parse_all(targets: Targets, hooks: HookRegistry) -> tuple[dict[str, Compile
     errors: list[FlowProblem] = []
     for target in _targets(targets):
         for file in flow_files(target):
-            flow, errs = _parse_file(file, hooks)
-            errors += errs
+            flow, found = _parse_file(file, hooks)
+            errors += found
             if flow is None:
                 continue
             other = flows.get(flow.spec.bot)
@@ -115,13 +146,16 @@ def _parse_all(targets: Targets, hooks: HookRegistry) -> tuple[dict[str, Compile
 
 
 def check_paths(targets: Targets, hooks: HookRegistry) -> list[FlowProblem]:
-    """Every error of every flow file under the given paths (files or folders)."""
+    """Every problem of every flow file under the given paths (files or folders): the errors,
+    and the warnings (``FlowProblem.warning``) that do not stop a flow from loading."""
     return _parse_all(targets, hooks)[1]
 
 
 def load_flows(targets: Targets, hooks: HookRegistry) -> dict[str, CompiledFlow]:
-    """All flows in the given files or folders, keyed by the bot that serves them."""
-    flows, errors = _parse_all(targets, hooks)
-    if errors:
-        raise FlowLoadError(errors)
+    """All flows in the given files or folders, keyed by the bot that serves them (warnings are
+    logged; errors raise :class:`FlowLoadError`)."""
+    flows, problems = _parse_all(targets, hooks)
+    if errors_of(problems):
+        raise FlowLoadError(errors_of(problems))
+    _log_warnings(problems)
     return flows

@@ -13,13 +13,13 @@ from typing import Any, Awaitable, Callable, Optional
 
 from .context import request_id_var
 from .hooks import HookRegistry
-from .constants import TIMEOUT_EVENT, is_transient
+from .constants import LANGUAGE_CHOSEN_KEY, LANGUAGE_KEY, TIMEOUT_EVENT, is_transient
 from .loader import CompiledFlow
 from .errors import VersionConflict
 from .step import Step
 from .store import Conversation, ConversationStore, Key, MemoryStore
 from .timers import TimerService
-from .types import Event, Outgoing, ReplyAction, SendText, Update
+from .types import Event, EventData, Outgoing, ReplyAction, SendText, Update
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ class _Held:
         if owner._users[self.key] == 0:
             del owner._users[self.key]
             del owner._locks[self.key]
+
+
+def _error_text(flow: CompiledFlow, language_code: Optional[str]) -> str:
+    """The flow's error text when even the conversation could not be read."""
+    return flow.spec_in(flow.language_for(language_code)).texts["error"]
 
 
 class Engine:
@@ -122,10 +127,12 @@ class Engine:
 
     # ------------------------------------------------------------------ input
     async def post_event(
-        self, bot: str, chat_id: int, name: str, data: Optional[dict[str, Any]] = None,
+        self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
         user_id: Optional[int] = None,
     ) -> list[ReplyAction]:
-        """Deliver an internal event (report ready, verification done) to one conversation."""
+        """Deliver an internal event (report ready, verification done) to one conversation.
+
+        ``data`` may be a function of the conversation's language (see :class:`Event`)."""
         update = Update(bot, chat_id, user_id if user_id is not None else chat_id, "event",
                         Event(name, data or {}))
         return await self.submit(update)
@@ -149,7 +156,7 @@ class Engine:
                     self.stats["errors"] += 1
                     log.exception("store failure", extra={"request_id": update.request_id})
                     flow = self.flows.get(update.bot)
-                    actions = [SendText(flow.spec.texts["error"])] if flow and update.kind != "event" else []
+                    actions = [SendText(_error_text(flow, update.language_code))] if flow and update.kind != "event" else []
                 if actions:
                     await self._deliver(Outgoing(update.bot, update.chat_id, tuple(actions), update.request_id))
             return actions
@@ -178,9 +185,11 @@ class Engine:
             if fresh:
                 if update.kind == "event":
                     return await self._event_without_conversation(flow, update)
+                data = dict(flow.spec.data)
+                if conv is not None:  # another flow's (or a removed state's): keep the language
+                    data.update({k: conv.data[k] for k in (LANGUAGE_KEY, LANGUAGE_CHOSEN_KEY) if k in conv.data})
                 conv = Conversation(update.bot, update.chat_id, update.user_id, flow.name,
-                                    flow.spec.start, dict(flow.spec.data),
-                                    version=conv.version if conv else 0)
+                                    flow.spec.start, data, version=conv.version if conv else 0)
             assert conv is not None
             step = Step(flow, conv, update, self.hooks, self.services, self.clock)
             try:
@@ -189,7 +198,7 @@ class Engine:
                 self.stats["errors"] += 1
                 log.exception("step failed in %s/%s", flow.name, conv.state,
                               extra={"request_id": update.request_id})
-                return [SendText(flow.spec.texts["error"])]
+                return [SendText(flow.spec_in(step.language).texts["error"])]
             step.conv.data = {k: v for k, v in step.conv.data.items() if not is_transient(k)}
             try:
                 await self.store.save(step.conv)
@@ -201,7 +210,7 @@ class Engine:
             self.stats["updates"] += 1
             self._rearm(before, step.conv)
             return step.actions
-        return [SendText(flow.spec.texts["error"])]
+        return [SendText(flow.spec_in(step.language).texts["error"])]
 
     async def _event_without_conversation(self, flow: CompiledFlow, update: Update) -> list[ReplyAction]:
         """A flow-wide event for a chat with no stored conversation (e.g. a report after a

@@ -2,8 +2,9 @@
 
 Script (YAML)::
 
+    lang: hi                         # optional: the app language of every user (default: none)
     users:
-      asha: {id: 1001, first_name: Asha, bot: example}
+      asha: {id: 1001, first_name: Asha, bot: example}   # `lang: te` here: this user's own
     steps:
       - asha: /start                 # an input line, as typed in the interactive simulator
         expect: ["Hi Asha", "full name"]   # substrings that must appear, in this order
@@ -39,15 +40,19 @@ class ScriptResult:
         return not self.failures
 
 
-def users_of(script: dict[str, Any], default_bot: Optional[str] = None) -> dict[str, SimUser]:
+def users_of(script: dict[str, Any], default_bot: Optional[str] = None,
+             language: Optional[str] = None) -> dict[str, SimUser]:
+    """The script's users; a user's `lang` comes first, then ``language``, then the script's `lang`."""
     users = {}
+    default_language = language or script.get("lang")
     for name, raw in (script.get("users") or {}).items():
         raw = raw or {}
         bot = raw.get("bot", default_bot)
         if not bot:
             raise InputError(f"user {name!r} needs a bot")
+        lang = raw.get("lang", default_language)
         users[name] = SimUser(name, int(raw["id"]), bot, raw.get("first_name", name.title()),
-                              raw.get("chat_id"))
+                              raw.get("chat_id"), str(lang) if lang else None)
     return users
 
 
@@ -58,8 +63,10 @@ async def run_script(
     stop_on_failure: bool = True,
     echo: Optional[Callable[[str], None]] = None,
     variables: Optional[dict[str, str]] = None,
+    language: Optional[str] = None,
 ) -> ScriptResult:
-    users = users_of(script, default_bot)
+    """Play the script; ``language`` is the app language of users the script gives none."""
+    users = users_of(script, default_bot, language)
     result = ScriptResult()
     values: dict[str, str] = dict(variables or {})
 

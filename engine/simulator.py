@@ -23,6 +23,7 @@ from .types import (
     Contact,
     DeleteMessage,
     EditText,
+    EventData,
     InlineButton,
     Location,
     Outgoing,
@@ -41,6 +42,7 @@ class SimUser:
     bot: str
     first_name: str = ""
     chat_id: Optional[int] = None
+    language: Optional[str] = None  # the app language their updates carry ("hi"), as Telegram's language_code
 
     @property
     def chat(self) -> int:
@@ -140,7 +142,8 @@ class Simulator:
     # ------------------------------------------------------------------ sending
     def _update(self, user: SimUser, kind: str, payload: Any, **kw: Any) -> Update:
         return Update(user.bot, user.chat, user.user_id, kind, payload,  # type: ignore[arg-type]
-                      first_name=user.first_name, message_id=next(self._message_ids), **kw)
+                      first_name=user.first_name, message_id=next(self._message_ids),
+                      language_code=user.language, **kw)
 
     def parse(self, user: SimUser, line: str) -> Optional[Update]:
         """Turn one input line into an Update (None for simulator-only directives)."""
@@ -186,7 +189,8 @@ class Simulator:
                         message_id = action.message_id if isinstance(action, EditText) else item.message_id
                         return Update(user.bot, user.chat, user.user_id, "callback",
                                       Callback(button.data, f"cb{next(self._message_ids)}"),
-                                      message_id=message_id, first_name=user.first_name)
+                                      message_id=message_id, first_name=user.first_name,
+                                      language_code=user.language)
             for row in getattr(action, "keyboard", None) or []:
                 for button in row:
                     if button.text.casefold() == wanted and button.request is None:
@@ -208,7 +212,7 @@ class Simulator:
         await self.engine.submit(update)  # type: ignore[arg-type]
         return self.texts(user, before)
 
-    async def event(self, user: SimUser, name: str, data: Optional[dict] = None) -> list[str]:
+    async def event(self, user: SimUser, name: str, data: Optional[EventData] = None) -> list[str]:
         before = len(self.received(user))
         await self.engine.post_event(user.bot, user.chat, name, data or {}, user.user_id)
         return self.texts(user, before)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .constants import FORWARD_SENSITIVE
+from .constants import DEFAULT_LANGUAGE, FORWARD_SENSITIVE, LANGUAGE_TEXTS
 from .yaml_lines import key_lines
 
 @dataclass
@@ -130,10 +130,18 @@ class FlowSpec:
     description: str = ""
     back: Optional[Back] = None
     lines: dict[str, int] = field(default_factory=dict)  # dotted key path -> line (whole file)
+    default_language: str = DEFAULT_LANGUAGE  # the language the file's own texts are written in
+    languages: tuple[str, ...] = (DEFAULT_LANGUAGE,)  # every language the flow speaks
+    language: str = DEFAULT_LANGUAGE  # the language of this spec's texts (see engine/i18n.py)
 
     def at(self, *paths: str) -> int:
         """Line of the first of these keys the file has (else 1)."""
         return next((self.lines[p] for p in paths if p in self.lines), 1)
+
+    @property
+    def multilingual(self) -> bool:
+        """More than one language: /language is built in and catalogs are read."""
+        return len(self.languages) > 1
 
 
 def _handler(raw: Any, line: int = 0) -> Handler:
@@ -199,12 +207,18 @@ def _state(name: str, raw: dict, line: int) -> StateSpec:
 def build_spec(raw: dict, path: str) -> FlowSpec:
     """Turn a schema-valid flow document into a :class:`FlowSpec`."""
     state_lines = getattr(raw["states"], "key_lines", {})
+    default_language = raw.get("default_language", DEFAULT_LANGUAGE)
+    languages = tuple(raw.get("languages") or (default_language,))
+    texts = dict(raw["texts"])
+    if len(languages) > 1:
+        for key, text in LANGUAGE_TEXTS.items():
+            texts.setdefault(key, text)
     return FlowSpec(
         name=raw["flow"],
         bot=raw["bot"],
         start=raw["start"],
         path=path,
-        texts=dict(raw["texts"]),
+        texts=texts,
         commands=_handlers(raw["commands"]),
         events=_handlers(raw.get("events")),
         states={
@@ -214,4 +228,7 @@ def build_spec(raw: dict, path: str) -> FlowSpec:
         description=raw.get("description", ""),
         back=Back(**raw["back"]) if raw.get("back") else None,
         lines=key_lines(raw),
+        default_language=default_language,
+        languages=languages,
+        language=default_language,
     )

@@ -20,6 +20,8 @@ from .constants import (
     DONE_CHOICE,
     HISTORY_KEY,
     HISTORY_LIMIT,
+    LANGUAGE_CHOICE,
+    LANGUAGE_COMMAND,
     MAX_HOPS,
     NEXT_EVENT,
     OPTIONS_KEY,
@@ -28,9 +30,10 @@ from .constants import (
 )
 from .errors import FlowRuntimeError
 from .hooks import HookContext, HookRegistry, HookResult
+from .i18n import find_language, language_buttons, pick_language, remember_language
 from .loader import CompiledFlow
 from .render import fill, inline_options, parse_callback, prompt_action
-from .spec import Handler, StateSpec
+from .spec import FlowSpec, Handler, StateSpec
 from .store import Conversation
 from .types import (
     AnswerCallback,
@@ -68,7 +71,9 @@ class Step:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.flow = flow
-        self.spec = flow.spec
+        # The conversation's language, and the flow with its texts in that language.
+        self.language, self.language_chosen = pick_language(flow.spec, conversation.data, update.language_code)
+        self.spec = flow.spec_in(self.language)
         self.conv = conversation
         self.update = update
         self.hooks = hooks
@@ -124,16 +129,26 @@ class Step:
             await self._handle()
         else:
             await self.enter(self.spec.start)
-        self._keep_history()
+        self._finish()
 
     async def handle(self) -> None:
         """An update for a conversation that is in one of the flow's states."""
         await self._handle()
+        self._finish()
+
+    def _finish(self) -> None:
+        """Bookkeeping kept in the data, written last so a reset or a hook clearing the data
+        never loses it: the back history and the language."""
         self._keep_history()
+        remember_language(self.data, self.flow.spec, self.language, self.language_chosen)
 
     async def _handle(self) -> None:
         update, state = self.update, self.state_spec()
-        if update.kind == "event":
+        payload = update.payload
+        if (isinstance(payload, Callback) and payload.data.startswith(LANGUAGE_CHOICE)
+                and self.spec.multilingual):
+            await self._choose_language(payload.data[len(LANGUAGE_CHOICE):])
+        elif update.kind == "event":
             await self._on_event(state, update.payload)  # type: ignore[arg-type]
         elif update.kind == "command":
             await self._on_command(state, update.payload)  # type: ignore[arg-type]
@@ -152,6 +167,9 @@ class Step:
         if command.name == BACK_COMMAND and self.spec.back is not None:
             await self._back(state)
             return
+        if command.name == LANGUAGE_COMMAND and self.spec.multilingual:
+            await self._language_command(command.args)
+            return
         handler = state.commands.get(command.name) or self.spec.commands.get(command.name)
         if handler is None:
             self.say(self.text("unknown_command"))
@@ -169,7 +187,7 @@ class Step:
         if handler is None:
             log.info("event %r ignored in state %r", event.name, state.name)
             return
-        self.data.update(event.data)
+        self.data.update(event.data_in(self.language))
         await self._run_handler(handler, event_internal(event.name))
 
     async def _run_handler(self, handler: Handler, event: str) -> None:
@@ -186,6 +204,38 @@ class Step:
         if target is None:
             raise FlowRuntimeError(f"no transition for {event!r} from {self.conv.state!r}")
         await self.enter(target, via)
+
+    # ------------------------------------------------------------------ languages
+    async def _language_command(self, args: str) -> None:
+        """`/language hi` (or its name) switches at once; `/language` offers a button per language."""
+        language = find_language(self.spec, args)
+        if language is not None:
+            await self._choose_language(language)
+            return
+        self.actions.append(SendText(fill(self.text("language_prompt"), self.values()),
+                                     inline=language_buttons(self.spec, self.language)))
+
+    async def _choose_language(self, language: str) -> None:
+        """Speak ``language`` from now on, and ask the question the user is at again in it."""
+        if language not in self.spec.languages:
+            self._answer_callback(self.text("stale_button"))
+            return
+        self.language, self.language_chosen = language, True
+        self.spec = self.flow.spec_in(language)
+        self._answer_callback()
+        self.say(self.text("language_changed"))
+        state = self.state_spec()
+        if state.final:
+            return
+        if state.ask:
+            await self._prompt(state)
+        else:
+            self.say(state.hint)
+
+    def _other_specs(self) -> list[FlowSpec]:
+        """The flow in its other languages: a label typed (or a keyboard kept from before a
+        language change) still counts in any of them."""
+        return [self.flow.spec_in(language) for language in self.spec.languages if language != self.language]
 
     # ------------------------------------------------------------------ going back
     def _keep_history(self) -> None:
@@ -204,8 +254,12 @@ class Step:
 
     def _is_back_button(self, state: StateSpec) -> bool:
         label = self._back_label(state, shown=False)
-        return (label is not None and self.update.kind == "text"
-                and str(self.update.payload or "").strip() == label.strip())
+        if label is None or self.update.kind != "text":
+            return False
+        typed = str(self.update.payload or "").strip()
+        labels = [label] + [fill(spec.back.button, self.values()) for spec in self._other_specs()
+                            if spec.back is not None and spec.back.button]
+        return typed in (text.strip() for text in labels)
 
     async def _back(self, state: StateSpec) -> None:
         """Return to the previous question, if this state allows it and the flow leads there."""
@@ -288,7 +342,8 @@ class Step:
 
     # ------------------------------------------------------------------ hooks
     def _ctx(self, state: StateSpec, answer: Any = None) -> HookContext:
-        return HookContext(self.update, self.data, self.spec.name, state.name, self.services, answer)
+        return HookContext(self.update, self.data, self.spec.name, state.name, self.services, answer,
+                           self.language)
 
     async def _call(self, state: StateSpec, answer: Any) -> Optional[str]:
         """Call the state's hook; return the state to enter next (None: stay)."""
@@ -426,10 +481,15 @@ class Step:
             return int(number) if number.is_integer() else number
         if state.ask == "choice":
             typed = str(payload or "").strip().casefold()
-            options = [(o.id, o.label) for o in state.options] or [
-                (str(i), str(label)) for i, label in self.data.get(OPTIONS_KEY, [])
-            ]
-            return next((oid for oid, label in options if label.casefold() == typed), None)
+            if not state.options:  # a hook's options: one set of labels
+                options = [(str(i), str(label)) for i, label in self.data.get(OPTIONS_KEY, [])]
+                return next((oid for oid, label in options if label.casefold() == typed), None)
+            for spec in (self.spec, *self._other_specs()):  # the user's language first
+                options = [(o.id, o.label) for o in spec.states[state.name].options]
+                found = next((oid for oid, label in options if label.casefold() == typed), None)
+                if found is not None:
+                    return found
+            return None
         if isinstance(payload, (Contact, Location)):
             return dataclasses.asdict(payload)
         if isinstance(payload, VideoNote):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Union
 
 UpdateKind = Literal[
     "text", "command", "contact", "location", "video_note", "callback", "event", "other"
@@ -53,12 +53,22 @@ class Callback:
     callback_id: str = ""
 
 
+EventData = Union[Mapping[str, Any], Callable[[str], Mapping[str, Any]]]
+"""An event's data, or a function of the recipient conversation's language that makes it (so a
+report can format its dates and numbers for the teacher who reads it)."""
+
+
 @dataclass(frozen=True)
 class Event:
     """An internal event posted by the app (timer fired, verification done, session expired)."""
 
     name: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: EventData = field(default_factory=dict)
+
+    def data_in(self, language: str) -> dict[str, Any]:
+        """The event's data for a conversation in ``language``."""
+        data = self.data(language) if callable(self.data) else self.data
+        return dict(data)
 
 
 Payload = Union[str, Contact, Location, VideoNote, Command, Callback, Event, None]
@@ -77,6 +87,7 @@ class Update:
     message_id: Optional[int] = None
     first_name: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    language_code: Optional[str] = None  # the sender's app language (IETF tag: "hi", "en-US")
 
     @property
     def key(self) -> tuple[str, int]:

@@ -6,11 +6,15 @@ binds :class:`Notifier` to ``engine.post_event`` once, right after building the 
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Optional, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Optional, Protocol, Union
+
+# An event's data, or a function of the recipient conversation's language that makes it
+# (engine.types.EventData): a report is formatted for the teacher who reads it.
+EventData = Union[Mapping[str, Any], Callable[[str], Mapping[str, Any]]]
 
 
 class PostEvent(Protocol):
-    def __call__(self, bot: str, chat_id: int, name: str, data: Optional[dict[str, Any]] = None,
+    def __call__(self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
                  user_id: Optional[int] = None) -> Awaitable[Any]: ...
 
 
@@ -33,7 +37,7 @@ class Notifier:
     def bound(self) -> bool:
         return self._post is not None
 
-    async def __call__(self, bot: str, chat_id: int, name: str, data: Optional[dict[str, Any]] = None,
+    async def __call__(self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
                        user_id: Optional[int] = None) -> Any:
         if self._post is None:
             raise NotifierNotBound(f"event {name!r} posted before the engine was bound")

@@ -5,7 +5,9 @@ the scheduler's memory: at start-up :meth:`ReportScheduler.rearm` schedules ever
 report was not sent yet, so a restart never loses one. `Session.claim_report` is one atomic
 update that succeeds for a single caller, so two processes (or a re-armed job racing an old one)
 never both send it. The report goes to the teacher's chat as the `session_report` event; the
-wording lives in flows/teacher.yaml.
+wording lives in flows/teacher.yaml (and its translations in flows/locales/). The event's data is
+a function of the teacher's language, so its dates, numbers and CSV come in the language the
+teacher's conversation is in (the engine calls it when the event is handled).
 """
 from __future__ import annotations
 
@@ -19,12 +21,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from integrations.attendance.notify import Notifier
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.names import (
+    ABSENT,
+    BY_FACE,
+    BY_HAND,
+    FAILED,
     PRESENT,
     REPORT_CSV_KEY,
     REPORT_EVENT,
     TEACHER_BOT,
 )
-from integrations.foundation.timefmt import as_utc, clock, day
+from integrations.foundation.timefmt import as_utc, clock, day, number
 from integrations.roster import records
 from integrations.roster.base import Report
 from integrations.roster.service import RosterService
@@ -42,6 +48,26 @@ class ReportNotDelivered(RuntimeError):
 
 NAMES_SHOWN = 25  # per list in the message; the CSV has everyone
 
+# The report's CSV in the teacher's language: column names, then the status and method words.
+# Like the flows' catalogs (flows/locales/), these want a native speaker's review before a
+# deployment relies on them. A language missing here (or a word) stays as the plain key.
+CSV_LABELS: dict[str, dict[str, str]] = {
+    "hi": {
+        "student_id": "छात्र आईडी", "name": "नाम", "batch": "बैच", "phone": "फ़ोन",
+        "status": "स्थिति", "method": "तरीका", "time": "समय", "similarity": "चेहरा मिलान",
+        "distance_m": "दूरी (मीटर)",
+        PRESENT: "उपस्थित", ABSENT: "अनुपस्थित", FAILED: "चेहरा जाँच विफल",
+        BY_FACE: "चेहरा", BY_HAND: "हाथ से",
+    },
+    "te": {
+        "student_id": "విద్యార్థి ఐడీ", "name": "పేరు", "batch": "బ్యాచ్", "phone": "ఫోన్",
+        "status": "స్థితి", "method": "విధానం", "time": "సమయం", "similarity": "ముఖ సరిపోలిక",
+        "distance_m": "దూరం (మీటర్లు)",
+        PRESENT: "హాజరు", ABSENT: "గైర్హాజరు", FAILED: "ముఖ తనిఖీ విఫలం",
+        BY_FACE: "ముఖం", BY_HAND: "చేతితో",
+    },
+}
+
 
 def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
     """Names for the report message, capped so a large class still fits in one message."""
@@ -50,34 +76,42 @@ def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
     return (f"{shown} +{more}" if more > 0 else shown) or "-"
 
 
-def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0) -> dict[str, Any]:
-    """Everything the report text in the flow can show, plus the CSV as a transient key."""
+def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0,
+                  language: Optional[str] = None) -> dict[str, Any]:
+    """Everything the report text in the flow can show, plus the CSV as a transient key.
+
+    With a ``language`` the dates, the counts and the CSV's headers are written in it; without,
+    they are plain (2025-03-07 15:45, integers, English keys)."""
     locked = set(session.locked_out or [])
     present = [r for r in report.rows if r.status == PRESENT]
-    failed = [r for r in report.rows if r.status == "failed"]
+    failed = [r for r in report.rows if r.status == FAILED]
     absent = [r for r in report.rows if r.status != PRESENT]
     locked_rows = [r for r in report.rows if r.student_id in locked and r.status != PRESENT]
-    manual = [r for r in present if r.method == "manual"]
+    manual = [r for r in present if r.method == BY_HAND]
     stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
+
+    def count(rows: Any) -> Any:
+        return number(rows if isinstance(rows, int) else len(rows), language)
+
     return {
         "report_subject": report.subject or session.subject,
         "report_batches": ", ".join(report.batches or session.batches),
-        "report_date": day(session.opened_at, zone),
-        "report_closed": clock(session.expires_at, zone),
-        "total_count": len(report.rows),
-        "present_count": len(present),
+        "report_date": day(session.opened_at, zone, language),
+        "report_closed": clock(session.expires_at, zone, language=language),
+        "total_count": count(report.rows),
+        "present_count": count(present),
         "present_names": _names(present),
-        "manual_count": len(manual),
-        "absent_count": len(absent),
+        "manual_count": count(manual),
+        "absent_count": count(absent),
         "absent_names": _names(absent),
-        "failed_count": len(failed),
+        "failed_count": count(failed),
         "failed_names": _names(failed),
-        "locked_count": len(locked_rows),
+        "locked_count": count(locked_rows),
         "locked_names": _names(locked_rows),
-        "unsynced_count": int(unsynced),
+        "unsynced_count": count(int(unsynced)),
         "report_complete": "yes" if report.complete else "no",
         "report_filename": f"attendance_{report.subject or 'session'}_{stamp}.csv".replace(" ", "_"),
-        REPORT_CSV_KEY: records.report_csv(report),
+        REPORT_CSV_KEY: records.report_csv(report, CSV_LABELS.get(language or "")),
     }
 
 
@@ -85,13 +119,28 @@ def _unsynced(session_id: Any) -> int:
     return AttendanceRecord.objects(session=session_id, synced=False, status=PRESENT).count()
 
 
-async def build_report(roster: RosterService, session: Session, zone: str) -> dict[str, Any]:
-    """Report fields of a session, read fresh from the roster backend."""
+ReportFields = Callable[[Optional[str]], dict[str, Any]]
+
+
+async def report_for(roster: RosterService, session: Session, zone: str) -> ReportFields:
+    """A session's report, read fresh from the roster backend, as a function of the language
+    it is written in (the engine calls it with the teacher's when the event is handled)."""
     report = await roster.report(str(session.id))
     unsynced = await run_blocking(_unsynced, session.id)
-    fields = report_fields(report, session, zone, unsynced)
-    fields["unchecked_count"] = await run_blocking(outbox.pending_count, outbox.VERIFICATION, str(session.id))
+    unchecked = await run_blocking(outbox.pending_count, outbox.VERIFICATION, str(session.id))
+
+    def fields(language: Optional[str] = None) -> dict[str, Any]:
+        out = report_fields(report, session, zone, unsynced, language)
+        out["unchecked_count"] = number(unchecked, language)
+        return out
+
     return fields
+
+
+async def build_report(roster: RosterService, session: Session, zone: str,
+                       language: Optional[str] = None) -> dict[str, Any]:
+    """Report fields of a session, read fresh from the roster backend."""
+    return (await report_for(roster, session, zone))(language)
 
 
 class ReportScheduler:
@@ -167,7 +216,7 @@ class ReportScheduler:
         teacher_chat = session.teacher.telegram_id
         try:
             await run_blocking(Session.close, session.id)
-            fields = await build_report(self.roster, session, self.timezone)
+            fields = await report_for(self.roster, session, self.timezone)
             if teacher_chat is not None:
                 # Our events always answer; no answer means the engine refused it (stopping).
                 if not await self.notify(TEACHER_BOT, int(teacher_chat), REPORT_EVENT, fields):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from integrations.attendance.frames import FrameKeeper
-from integrations.attendance.notify import Notifier
+from integrations.attendance.notify import EventData, Notifier
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
@@ -55,7 +55,11 @@ class VerificationWorkflow:
         face = outcome.face
         params = outcome.params()
         if outcome.ok:
-            data = {"subject": check.subject, "marked_time": clock(utcnow(), self.timezone)}
+            now, zone = utcnow(), self.timezone
+
+            def data(language: str) -> dict[str, Any]:  # the time as the student's language writes it
+                return {"subject": check.subject, "marked_time": clock(now, zone, language=language)}
+
             synced = await self._submit(check, names.PRESENT, face.similarity if face else None)
             await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
             return
@@ -78,7 +82,7 @@ class VerificationWorkflow:
             log.info("video of %s not usable: %s", check.student_id, reason)
             await self._tell(check, names.BAD_VIDEO, params)
 
-    async def _tell(self, check: CheckIn, event: str, data: Optional[dict[str, Any]] = None) -> None:
+    async def _tell(self, check: CheckIn, event: str, data: Optional[EventData] = None) -> None:
         await self.notify(names.STUDENT_BOT, check.chat_id, event, data or {}, check.user_id)
 
     async def _submit(self, check: CheckIn, status: str, similarity: Any = None) -> bool:

@@ -86,7 +86,7 @@ async def check_code(ctx: HookContext) -> HookResult:
             return HookResult("expired", data)
         record = await services.roster.attendance_of(str(session.id), student_id)
         if record is not None and record.status == names.PRESENT:
-            data["marked_time"] = clock(record.time, settings.timezone)
+            data["marked_time"] = clock(record.time, settings.timezone, language=ctx.language)
             return HookResult("already_marked", data)
         return HookResult("ok", data)
     # A wrong code (or one of a class the student is not in): count it, lock out at the limit.

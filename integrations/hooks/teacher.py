@@ -86,8 +86,8 @@ async def teacher_logout(ctx: HookContext) -> str:
 
 
 # ----------------------------------------------------------------------------- opening a session
-def _session_fields(session: Session, zone: str) -> dict[str, Any]:
-    return {"otp": session.otp, "expires_at": clock(session.expires_at, zone, seconds=True),
+def _session_fields(session: Session, zone: str, language: str) -> dict[str, Any]:
+    return {"otp": session.otp, "expires_at": clock(session.expires_at, zone, seconds=True, language=language),
             "subject": session.subject, "session_id": str(session.id)}
 
 
@@ -100,7 +100,7 @@ async def session_defaults(ctx: HookContext) -> HookResult:
             return HookResult("unavailable")
         raise
     if current is not None:
-        return HookResult("session_open", _session_fields(current, services.settings.timezone))
+        return HookResult("session_open", _session_fields(current, services.settings.timezone, ctx.language))
     radius = services.settings.location_distance_limit_meters
     return HookResult("ok", {"default_radius": int(radius) if float(radius).is_integer() else radius,
                              "batches": []})
@@ -131,7 +131,7 @@ async def open_session(ctx: HookContext) -> HookResult:
         if current is not None:
             # This step already opened it and the process died before the conversation was saved
             # (or another chat of the teacher did): never a second session with a second code.
-            data.update(_session_fields(current, settings.timezone), batch_list=", ".join(current.batches),
+            data.update(_session_fields(current, settings.timezone, ctx.language), batch_list=", ".join(current.batches),
                         student_count=len(current.students))
             return HookResult("ok", data)
         students = await roster.load_students(ctx.update.user_id, batches, subject)
@@ -159,7 +159,7 @@ async def open_session(ctx: HookContext) -> HookResult:
         raise RuntimeError("no free one-time code after 10 draws")
     services.reports.schedule(str(session.id), session.expires_at)
     log.info("session %s opened: %d students, %s min", session.id, len(students), minutes)
-    data.update(_session_fields(session, settings.timezone), student_count=len(students))
+    data.update(_session_fields(session, settings.timezone, ctx.language), student_count=len(students))
     return HookResult("ok", data)
 
 
@@ -174,7 +174,7 @@ async def session_status(ctx: HookContext) -> HookResult:
     if session is None:
         return HookResult("closed")
     stats = await services.roster.session_stats(str(session.id))
-    data = _session_fields(session, services.settings.timezone)
+    data = _session_fields(session, services.settings.timezone, ctx.language)
     data.update(present_count=stats["present"], absent_count=stats["absent"],
                 failed_count=stats["failed"], locked_count=stats["locked"])
     return HookResult("ok", data)
@@ -193,7 +193,8 @@ async def extend_session(ctx: HookContext) -> HookResult:
         return HookResult("closed")
     services.reports.schedule(str(session.id), new_expiry)
     return HookResult("ok", {"extended_min": int(args),
-                             "expires_at": clock(new_expiry, services.settings.timezone, seconds=True)})
+                             "expires_at": clock(new_expiry, services.settings.timezone, seconds=True,
+                                                         language=ctx.language)})
 
 
 async def close_session(ctx: HookContext) -> HookResult:
@@ -234,5 +235,5 @@ async def last_report(ctx: HookContext) -> HookResult:
     session = await services.roster.latest_session(ctx.update.user_id)
     if session is None:
         return HookResult("none")
-    return HookResult("ok", await build_report(services.roster, session, services.settings.timezone))
+    return HookResult("ok", await build_report(services.roster, session, services.settings.timezone, ctx.language))
 

@@ -15,6 +15,10 @@ from typing import Any, Callable, Optional
 OTP_DIGITS = 6
 _WHITESPACE = re.compile(r"\s+")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+# Digits of the Indian scripts (Devanagari, Bengali, Gurmukhi, Gujarati, Odia, Tamil, Telugu,
+# Kannada, Malayalam), as a phone keyboard in Hindi or Telugu types them: "४२" is "42".
+_INDIAN_DIGITS = {zero + d: str(d) for zero in (0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66,
+                                                0x0CE6, 0x0D66) for d in range(10)}
 
 
 class OtpUnavailable(RuntimeError):
@@ -40,13 +44,14 @@ def new_code(
 
 
 def normalize(text: Any, *, digits: int = OTP_DIGITS) -> Optional[str]:
-    """The code with all whitespace removed, or None if it is not exactly ``digits`` ASCII digits.
+    """The code with all whitespace removed, or None if it is not exactly ``digits`` digits.
 
-    Only 0-9 count: ``str.isdigit`` would accept "²" or Arabic-Indic digits.
+    Only 0-9 count, and the same digits written in an Indian script (read as 0-9):
+    ``str.isdigit`` would accept "²" or Arabic-Indic digits.
     """
     if not isinstance(text, str):
         return None
-    cleaned = _WHITESPACE.sub("", text)
+    cleaned = _WHITESPACE.sub("", text).translate(_INDIAN_DIGITS)
     if len(cleaned) != digits or not _ASCII_DIGITS.fullmatch(cleaned):
         return None
     return cleaned

@@ -188,14 +188,22 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def report_csv(report: Report) -> bytes:
-    """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly)."""
+CSV_COLUMNS = ("student_id", "name", "batch", "phone", "status", "method", "time", "similarity", "distance_m")
+
+
+def report_csv(report: Report, labels: Optional[Mapping[str, str]] = None) -> bytes:
+    """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly).
+
+    ``labels`` translates the column names and the status and method words (a teacher's report
+    in their language); without it they are the plain keys a backup keeps."""
+    words = labels or {}
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["student_id", "name", "batch", "phone", "status", "method", "time", "similarity", "distance_m"])
+    writer.writerow([words.get(column, column) for column in CSV_COLUMNS])
     for r in report.rows:
         writer.writerow([
-            _cell(r.student_id), _cell(r.name), _cell(r.batch), r.phone, r.status, r.method,
+            _cell(r.student_id), _cell(r.name), _cell(r.batch), r.phone, words.get(r.status, r.status),
+            words.get(r.method, r.method),
             r.time.isoformat() if r.time else "",
             "" if r.similarity is None else f"{r.similarity:.1f}",
             "" if r.distance_m is None else f"{r.distance_m:.0f}",

@@ -102,6 +102,7 @@ def map_message(
         forwarded=is_forwarded(message),
         message_id=message.id,
         first_name=first_name,
+        language_code=getattr(getattr(message, "from_user", None), "language_code", None),
     )
     if location is None and message.location is not None and message.venue is None:
         location = Location(latitude=message.location.latitude, longitude=message.location.longitude)
@@ -142,4 +143,5 @@ def map_callback(query: types.CallbackQuery, bot: str) -> Update:
         payload=Callback(data=data or "", callback_id=str(query.id)),
         message_id=message.id if message is not None else None,
         first_name=query.from_user.first_name or "",
+        language_code=getattr(query.from_user, "language_code", None),
     )

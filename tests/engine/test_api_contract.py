@@ -62,7 +62,7 @@ SIGNATURES = {
     "load_flows": ["targets", "hooks"],
     "load_flow": ["path", "hooks"],
     "check_paths": ["targets", "hooks"],
-    "run_script": ["sim", "script", "default_bot", "stop_on_failure", "echo", "variables"],
+    "run_script": ["sim", "script", "default_bot", "stop_on_failure", "echo", "variables", "language"],
 }
 
 FORBIDDEN_IMPORTS = ("integrations", "cv2", "numpy", "pyrogram", "mongoengine", "pymongo",

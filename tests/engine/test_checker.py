@@ -52,7 +52,9 @@ def test_good_flow_has_no_errors(tmp_path: Path) -> None:
 
 
 def test_shipped_flows_have_no_errors() -> None:
-    assert [str(e) for e in check_paths(REPO / "flows", build_registry())] == []
+    """Warnings (a text not translated yet: it falls back to the default language) may come and
+    go while flows change; errors may not."""
+    assert [str(e) for e in check_paths(REPO / "flows", build_registry()) if not e.warning] == []
 
 
 @pytest.mark.parametrize(

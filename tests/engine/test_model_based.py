@@ -7,29 +7,59 @@ checks the interpreter lands where the machine says. Hooks are replaced by stubs
 declared outcomes, so each outcome can be forced. Each ask state is also fed inputs that must
 fail its guards (wrong kind, forwarded media, invalid values) and must stay put. Nothing may
 raise.
+
+Every flow runs in each of its languages (the user's Telegram language), and every reply must be
+in that language: a text with words in it carries letters of the language's script (or, in
+English, none of the others').
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, find, settings as hyp_settings
 from hypothesis import strategies as st
 
 from engine.hooks import HookContext, HookRegistry, HookResult
-from engine.constants import BACK_PREFIX, HISTORY_KEY, OPTIONS_KEY, TIMEOUT_EVENT
+from engine.constants import BACK_PREFIX, DEFAULT_LANGUAGE, HISTORY_KEY, OPTIONS_KEY, TIMEOUT_EVENT
+from engine.i18n import remember_language
 from engine.step import Step
 from engine.loader import CompiledFlow, flow_files, load_flow
 from engine.spec import StateSpec
 from engine.store import Conversation
-from engine.types import Callback, Command, Contact, Event, Location, Update, VideoNote
+from engine.types import (
+    AnswerCallback,
+    Callback,
+    Command,
+    Contact,
+    EditText,
+    Event,
+    Location,
+    ReplyAction,
+    SendText,
+    Update,
+    VideoNote,
+)
 from integrations.hooks.registry import build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 FLOW_FILES = flow_files(REPO / "flows")
+
+
+def _languages(path: Path) -> list[str]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return list(raw.get("languages") or [raw.get("default_language", DEFAULT_LANGUAGE)])
+
+
+CASES = [(path, language) for path in FLOW_FILES for language in _languages(path)]
+CASE_IDS = [f"{path.stem}-{language}" for path, language in CASES]
+# Letters of each shipped language's script; English replies have none of the others.
+SCRIPTS = {"hi": "\u0900-\u097F", "te": "\u0C00-\u0C7F"}
 USER = 4242
 EPOCH = 10
 STUB_OPTIONS = [("a", "Option A"), ("b", "Option B")]
@@ -123,31 +153,70 @@ WRONG_KIND = {"text": ("location", Location(1.0, 2.0)), "contact": ("text", "hel
               "multichoice": ("text", "Option A")}
 
 
+def _shown(actions: Iterable[ReplyAction]) -> list[str]:
+    """Every text a user would read: messages, edits, toasts and button labels."""
+    out: list[str] = []
+    for action in actions:
+        if isinstance(action, (SendText, EditText)):
+            out.append(action.text)
+            rows = [*(getattr(action, "keyboard", None) or []), *(action.inline or [])]
+            out += [button.text for row in rows for button in row]
+        elif isinstance(action, AnswerCallback):
+            out.append(action.text)
+    return out
+
+
+def wrong_language(texts: Iterable[str], language: str) -> list[str]:
+    """Texts that are not in ``language`` (the stubs' own values and labels do not count)."""
+    bad = []
+    for text in texts:
+        words = re.sub(r"<\w+>|Option [AB]|/\w+", "", text)
+        if not re.search(r"[A-Za-z\u0900-\u097F\u0C00-\u0C7F]", words):
+            continue  # nothing to read: a code, an emoji, a stub value
+        script = SCRIPTS.get(language)
+        if script is not None and not re.search(f"[{script}]", words):
+            bad.append(text)
+        elif script is None and re.search(f"[{''.join(SCRIPTS.values())}]", words):
+            bad.append(text)
+    return bad
+
+
 class Harness:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, language: str = DEFAULT_LANGUAGE) -> None:
         self.forced = Forced()
         self.registry = stub_registry(build_registry(), self.forced)
         self.flow: CompiledFlow = load_flow(path, self.registry)
         self.spec = self.flow.spec
+        self.language = language
+        self.sent: list[ReplyAction] = []  # every reply, to check its language
 
     def conversation(self, state: str) -> Conversation:
         data: dict[str, Any] = dict(self.spec.data)
         data[OPTIONS_KEY] = [list(o) for o in STUB_OPTIONS]
+        remember_language(data, self.spec, self.language, False)
         return Conversation(self.spec.bot, USER, USER, self.spec.name, state, data,
                             version=1, epoch=EPOCH)
 
     async def step(self, conv: Conversation, kind: str, payload: Any, forwarded: bool = False) -> Step:
         update = Update(self.spec.bot, USER, USER, kind, payload, forwarded=forwarded,  # type: ignore[arg-type]
-                        message_id=77, first_name="Tess")
+                        message_id=77, first_name="Tess", language_code=self.language)
         step = Step(self.flow, conv, update, self.registry)
         await step.handle()
+        self.sent += step.actions
         return step
 
     async def enter(self, conv: Conversation, state: str) -> Step:
-        update = Update(self.spec.bot, USER, USER, "event", Event("__enter__"), first_name="Tess")
+        update = Update(self.spec.bot, USER, USER, "event", Event("__enter__"), first_name="Tess",
+                        language_code=self.language)
         step = Step(self.flow, conv, update, self.registry)
         await step.enter(state)
+        self.sent += step.actions
         return step
+
+    def replies_in_wrong_language(self) -> list[str]:
+        bad = wrong_language(_shown(self.sent), self.language)
+        self.sent.clear()
+        return bad
 
     def transitions(self) -> list[tuple[str, str, str]]:
         out = []
@@ -206,9 +275,9 @@ class Harness:
         raise AssertionError(f"unknown event kind {event}")
 
 
-@pytest.mark.parametrize("path", FLOW_FILES, ids=[p.stem for p in FLOW_FILES])
-async def test_every_transition_of_every_flow(path: Path, capsys: pytest.CaptureFixture) -> None:
-    h = Harness(path)
+@pytest.mark.parametrize("path, language", CASES, ids=CASE_IDS)
+async def test_every_transition_of_every_flow(path: Path, language: str, capsys: pytest.CaptureFixture) -> None:
+    h = Harness(path, language)
     transitions = h.transitions()
     covered, reached = 0, {h.spec.start}
     problems = []
@@ -221,18 +290,22 @@ async def test_every_transition_of_every_flow(path: Path, capsys: pytest.Capture
         if not trace or trace[0] != target:
             problems.append(f"{source} --{event}--> {target}: went to {trace}")
             continue
+        wrong = h.replies_in_wrong_language()
+        if wrong:
+            problems.append(f"{source} --{event}--> {target}: not in {language}: {wrong}")
+            continue
         covered += 1
         reached.update(trace)
     assert problems == []
     assert reached == set(h.spec.states), f"never reached: {set(h.spec.states) - reached}"
     with capsys.disabled():
-        print(f"\n[model-based] {path.name}: {covered}/{len(transitions)} transitions, "
+        print(f"\n[model-based] {path.name} ({language}): {covered}/{len(transitions)} transitions, "
               f"{len(reached)}/{len(h.spec.states)} states reached")
 
 
-@pytest.mark.parametrize("path", FLOW_FILES, ids=[p.stem for p in FLOW_FILES])
-async def test_failing_guards_keep_the_state(path: Path) -> None:
-    h = Harness(path)
+@pytest.mark.parametrize("path, language", CASES, ids=CASE_IDS)
+async def test_failing_guards_keep_the_state(path: Path, language: str) -> None:
+    h = Harness(path, language)
     checked = 0
     for name, state in h.spec.states.items():
         if not state.ask:
@@ -251,5 +324,26 @@ async def test_failing_guards_keep_the_state(path: Path) -> None:
             assert step.actions, f"{name}: no answer to {kind} {payload!r}"
             if not (state.retry and conv.retries):
                 assert conv.data == before.data or state.ask == "multichoice"
+            assert h.replies_in_wrong_language() == [], (name, kind, payload)
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("path, language", CASES, ids=CASE_IDS)
+async def test_switching_language_anywhere_keeps_the_state(path: Path, language: str) -> None:
+    """/language X in any state: the conversation stays where it is (nothing answered, no
+    retry counted) and the bot speaks X from then on, asking the current question again."""
+    h = Harness(path, language)
+    if not h.spec.multilingual:
+        pytest.skip("one language: /language is not built in")
+    for target in h.spec.languages:
+        for name, state in h.spec.states.items():
+            conv = h.conversation(name)
+            before = conv.clone()
+            step = await h.step(conv, "command", Command("language", target))
+            assert (conv.state, conv.epoch, conv.retries) == (name, before.epoch, before.retries), name
+            assert step.language == target and step.actions, name
+            assert wrong_language(_shown(step.actions), target) == [], (name, target)
+            h.sent.clear()
+            if state.ask and not state.final:
+                assert len([a for a in step.actions if isinstance(a, SendText)]) == 2, name  # said + asked

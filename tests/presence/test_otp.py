@@ -31,6 +31,12 @@ def test_whitespace_tolerated(text: str) -> None:
     assert normalize(text) == "123456"
 
 
+@pytest.mark.parametrize("text", ["१२३४५६", "౧౨౩ ౪౫౬", "12३45౬"])
+def test_indian_script_digits_are_digits(text: str) -> None:
+    """A Hindi or Telugu keyboard types its own digits; they are the same code."""
+    assert normalize(text) == "123456"
+
+
 @pytest.mark.parametrize("text", ["12345", "1234567", "12a456", "١٢٣٤٥٦", "12345²", "", None, 123456, "-12345"])
 def test_non_digits_malformed(text: object) -> None:
     assert normalize(text) is None

@@ -273,3 +273,15 @@ async def test_not_accepting_after_stop(client):
     transport.stop_accepting()
     await transport.on_message(client, _message(text="late"))
     assert got == []
+
+
+def test_the_sender_language_code_is_carried():
+    """The user's app language (Telegram's language_code) picks the flow's language."""
+    chat = types.Chat(id=USER_ID, type=enums.ChatType.PRIVATE)
+    user = types.User(id=USER_ID, first_name="Asha", language_code="hi")
+    update = map_message(types.Message(id=31, chat=chat, from_user=user, text="hello"), "student")
+    assert update.language_code == "hi"
+    query = types.CallbackQuery(id="9", from_user=types.User(id=5, first_name="B", language_code="te"),
+                                chat_instance="1", data=b"lang:te")
+    assert map_callback(query, "teacher").language_code == "te"
+    assert map_message(_message(text="hi"), "teacher").language_code is None  # none given

@@ -31,14 +31,19 @@ from integrations.settings import get_settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    errors = check_paths(args.paths, build_registry())
-    for error in errors:
-        print(error)
+    """Print every problem; exit 1 on an error. Warnings (texts not translated yet) are printed
+    but do not fail the check: those texts fall back to the flow's default language."""
+    problems = check_paths(args.paths, build_registry())
+    for problem in problems:
+        print(problem)
     files = [f for p in args.paths for f in flow_files(p)]
+    errors = [p for p in problems if not p.warning]
+    warnings = len(problems) - len(errors)
+    also = f" and {warnings} warning(s)" if warnings else ""
     if errors:
-        print(f"{len(errors)} problem(s) in {len(files)} flow file(s)", file=sys.stderr)
+        print(f"{len(errors)} problem(s){also} in {len(files)} flow file(s)", file=sys.stderr)
         return 1
-    print(f"ok: {len(files)} flow file(s) checked")
+    print(f"ok: {len(files)} flow file(s) checked" + (f", {warnings} warning(s)" if warnings else ""))
     return 0
 
 
@@ -91,7 +96,8 @@ async def _simulate(args: argparse.Namespace) -> int:
         if script:
             default_bot = next(iter(app.engine.flows))
             try:
-                result = await run_script(sim, script, default_bot, variables=variables)
+                result = await run_script(sim, script, default_bot, variables=variables,
+                                          language=getattr(args, "lang", None))
             except InputError as exc:
                 print(f"{args.script}: {exc}", file=sys.stderr)
                 return 1
@@ -100,7 +106,7 @@ async def _simulate(args: argparse.Namespace) -> int:
             print(f"{'passed' if result.ok else 'FAILED'}: {result.steps} step(s) of {args.script}")
             return 0 if result.ok else 1
         bot = next(iter(app.engine.flows))
-        user = SimUser("you", args.user_id, bot, args.first_name)
+        user = SimUser("you", args.user_id, bot, args.first_name, language=getattr(args, "lang", None))
         print(f"Simulating bot '{bot}'. Type messages; /location LAT LON [ACC], /contact PHONE, "
               "/video FILE.mp4, /tap BUTTON, /forward ..., /timeout, /event NAME {json}; Ctrl-D quits.")
         await sim.send(user, "/start")
@@ -145,6 +151,8 @@ def register(sub: Any) -> None:
     p.add_argument("--script", help="YAML script of inputs and expected replies")
     p.add_argument("--user-id", type=int, default=1001)
     p.add_argument("--first-name", default="Tester")
+    p.add_argument("--lang", help="the user's app language (e.g. hi, te), as Telegram's language_code;"
+                                  " for a script, of the users it gives none")
     p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of a script")
     p.set_defaults(func=cmd_simulate)
 
