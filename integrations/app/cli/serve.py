@@ -15,9 +15,9 @@ from integrations.foundation.logs import configure_logging
 from integrations.settings import Settings, SettingsError
 from integrations.telegram import (
     TelegramConfig,
+    TelegramRuntime,
     TelegramStartError,
     require_telegram_settings,
-    serve_engine,
 )
 
 STATS_EVERY_S = 30
