@@ -2,8 +2,9 @@
 
 The whole file is validated first and every bad row is reported with its line number; nothing
 is written unless the file is clean. Writes are upserts keyed by teacher email and student id,
-so importing again updates rows and never duplicates them; they go in bulk writes of 1,000
-operations (integrations.storage.bulk), so 100,000 rows are a hundred round trips, not 100,000.
+so importing again updates rows and never duplicates them. Students go in batches of 1,000
+(integrations.storage.bulk): one range read, one insert of the new, one bulk update of the
+changed, so 100,000 rows are a few hundred round trips, not 100,000 (issue 12).
 
     python run.py roster import scripts/sample_roster.csv
     python run.py roster hash-password   # prints a scrypt hash for the CSV
@@ -23,7 +24,7 @@ from integrations.foundation.crypto import (
     verify_password,
 )
 from integrations.foundation.phones import normalise_phone, phone_tail
-from integrations.storage.bulk import Upsert, chunks, upsert_all
+from integrations.storage.bulk import Upsert, chunks, insert_or_upsert, upsert_all
 from integrations.storage.documents import (
     Batch,
     Student,
@@ -218,7 +219,7 @@ def import_roster(source: Union[str, Path, TextIO]) -> ImportResult:
             errors.append(RowError(t.line, f"new teacher {t.email} needs a password"))
     if errors:
         raise CsvImportError(sorted(errors, key=lambda e: e.line), name)
-    return _write(teachers.values(), students.values(), hashes)
+    return _write(teachers.values(), list(students.values()), hashes)
 
 
 def import_roster_text(text: str) -> ImportResult:
@@ -238,7 +239,35 @@ def _existing_teachers(emails: list[str]) -> dict[str, Optional[str]]:
     return found
 
 
-def _write(teachers: Iterable[_Teacher], students: Iterable[_Student],
+def _write_students(students: list[_Student]) -> tuple[int, int]:
+    """Upsert students by id; returns (created, updated) as a row-by-row upsert would count them.
+
+    Rows go in batches of consecutive ids. Each batch reads what is stored for its id range
+    (one indexed range query; over all batches at most the collection once), then inserts the
+    new students, updates the changed ones and leaves unchanged ones alone: an import of the same
+    file again writes nothing.
+    """
+    collection = Student._get_collection()
+    projection = {"_id": False, "student_id": True, "name": True, "phone": True, "phone_tail": True, "batch": True}
+    created = 0
+    for chunk in chunks(sorted(students, key=lambda s: s.student_id)):
+        stored = {doc["student_id"]: doc for doc in collection.find(
+            {"student_id": {"$gte": chunk[0].student_id, "$lte": chunk[-1].student_id}}, projection)}
+        new: list[dict[str, str]] = []
+        changed: list[Upsert] = []
+        for s in chunk:
+            fields = {"name": s.name, "phone": s.phone, "phone_tail": phone_tail(s.phone), "batch": s.batch}
+            old = stored.get(s.student_id)
+            if old is None:
+                new.append({"student_id": s.student_id, **fields})
+            elif any(old.get(name) != value for name, value in fields.items()):
+                changed.append(({"student_id": s.student_id}, {"$set": fields}))
+        created += insert_or_upsert(collection, new, "student_id")
+        created += upsert_all(collection, changed)  # 0 unless deleted meanwhile
+    return created, len(students) - created
+
+
+def _write(teachers: Iterable[_Teacher], students: list[_Student],
            hashes: dict[str, Optional[str]]) -> ImportResult:
     """Upsert everything with bulk writes; ``hashes`` are the stored teachers' password hashes."""
     result = ImportResult()
@@ -262,15 +291,8 @@ def _write(teachers: Iterable[_Teacher], students: Iterable[_Student],
         subjects |= {s for _, s in t.assignments}
     result.teachers_created = upsert_all(Teacher._get_collection(), teacher_ops)
     result.teachers_updated = len(teacher_ops) - result.teachers_created
-    student_ops: list[Upsert] = []
-    for s in students:
-        student_ops.append((
-            {"student_id": s.student_id},
-            {"$set": {"name": s.name, "phone": s.phone, "phone_tail": phone_tail(s.phone), "batch": s.batch}},
-        ))
-        batches.add(s.batch)
-    result.students_created = upsert_all(Student._get_collection(), student_ops)
-    result.students_updated = len(student_ops) - result.students_created
+    result.students_created, result.students_updated = _write_students(students)
+    batches |= {s.batch for s in students}
     for document, codes in ((Batch, batches), (Subject, subjects)):
         upsert_all(document._get_collection(),
                    [({"code": code}, {"$setOnInsert": {"name": code}}) for code in sorted(codes)])

@@ -191,12 +191,20 @@ class Session(Document):
 
     meta = {
         "collection": "attendance_sessions",
+        # Each index names the queries it serves; the full list is in docs/performance.md
+        # ("Indexes") and tests/integrations/test_models.py checks it against this one.
         "indexes": [
-            # Two open sessions must never share an OTP.
+            # Two open sessions must never share an OTP (find_open_session uses it too).
             {"fields": ["otp"], "unique": True, "partialFilterExpression": {"status": "open"}},
+            # session_by_otp: the newest session with a code, open or not. The partial index above
+            # cannot serve a query without status="open", so it scanned every session ever made.
+            ("otp", "-opened_at"),
             ("status", "expires_at"),
-            "students.phone_tail",
-            "teacher",
+            "students.phone_tail",  # identify_student among open sessions' rosters
+            # open_sessions_of (every wrong code): only open sessions' rosters are indexed.
+            {"fields": ["students.student_id"], "partialFilterExpression": {"status": "open"}},
+            ("teacher", "-opened_at"),  # teacher_open_session, latest_session (newest first)
+            "report_sent_at",  # the report scheduler's re-arm at start-up (report_sent_at=None)
         ],
     }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mongoengine
+from mongoengine import EmbeddedDocument
 import mongomock
 import pymongo
 import pytest
@@ -126,3 +127,18 @@ def test_saving_normalises_phones_and_emails(db):
     teacher = Teacher(email=" Asha@Example.EDU ", phone="(+91) 98480 00001").save()
     assert student.phone == "919000000001"
     assert (teacher.email, teacher.phone) == ("asha@example.edu", "919848000001")
+
+
+def test_snapshots_are_normalised_when_built_not_when_saved():
+    built = StudentSnapshot.of("S1", "A", "B1", "+91 90000-00001")
+    direct = StudentSnapshot(student_id="S1", phone="(0) 90000 00001")
+    assert (built.phone, built.phone_tail) == ("919000000001", "9000000001")
+    assert (direct.phone, direct.phone_tail) == ("09000000001", "9000000001")
+    assert built._changed_fields == [] and direct._changed_fields == []  # nothing for save() to walk
+    assert StudentSnapshot.clean is EmbeddedDocument.clean  # no per-snapshot work at save time
+
+
+def test_snapshots_read_back_are_taken_as_stored(db):
+    session = make_session(students=[StudentSnapshot.of("S1", phone="+91 90000 00001")])
+    Session._get_collection().update_one({"_id": session.id}, {"$set": {"students.0.phone_tail": "stored"}})
+    assert Session.objects(id=session.id).get().students[0].phone_tail == "stored"
