@@ -200,10 +200,16 @@ class Session(Document):
             # cannot serve a query without status="open", so it scanned every session ever made.
             ("otp", "-opened_at"),
             ("status", "expires_at"),
-            "students.phone_tail",  # identify_student among open sessions' rosters
-            # open_sessions_of (every wrong code): only open sessions' rosters are indexed.
-            {"fields": ["students.student_id"], "partialFilterExpression": {"status": "open"}},
-            ("teacher", "-opened_at"),  # teacher_open_session, latest_session (newest first)
+            # A student among open sessions' rosters: identify_student (phone, http backend) and
+            # open_sessions_of (every wrong code). Only open sessions' rosters are indexed; an
+            # index on every session ever would find the student in all their past classes.
+            # Every field of the query is in the key, so no server has a residual to scan for.
+            {"fields": ["students.phone_tail", "status", "expires_at"], "partialFilterExpression": {"status": "open"}},
+            {"fields": ["students.student_id", "status", "expires_at"], "partialFilterExpression": {"status": "open"}},
+            ("teacher", "-opened_at"),  # latest_session: the newest first, without a sort
+            # teacher_open_session (every teacher menu): only the teacher's open sessions, not a
+            # walk through all their past ones when none is open.
+            ("teacher", "status", "expires_at"),
             "report_sent_at",  # the report scheduler's re-arm at start-up (report_sent_at=None)
         ],
     }
@@ -307,7 +313,8 @@ class AttendanceRecord(Document):
         "collection": "attendance_records",
         "indexes": [
             {"fields": ["session", "student_id"], "unique": True},
-            ("session", "synced"),
+            # sync_pending {session, synced} and the report's unsynced count {session, synced, status}.
+            ("session", "synced", "status"),
         ],
     }
 
