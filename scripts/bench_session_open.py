@@ -7,9 +7,10 @@ O(N²) in mongoengine's validation of the roster snapshot, all of it GIL-bound; 
 growth. With a real server (``--uri mongodb://…``) the server's own work is in another process
 and not counted; with mongomock (the default) mongomock's insert is counted.
 
-    .venv/bin/python scripts/bench_session_open.py [--sizes 100 1000 3000] [--uri mongodb://127.0.0.1:27555/bench]
+    .venv/bin/python scripts/bench_session_open.py [--sizes 100 1000 3000] [--uri mongodb://127.0.0.1:27555/bench --server-pid PID]
 
-Prints one JSON line: {"sizes": {N: cpu_ms, ...}, "wall_ms": {...}, "uri": ..., "load": [...]}.
+Prints one JSON line: {"cpu_ms": {N: ...}, "wall_ms": {N: ...}, with ``--server-pid`` a local
+server's "server_cpu_ms": {N: ...}, and the load average before and after}.
 """
 from __future__ import annotations
 
@@ -40,24 +41,34 @@ def roster(n: int) -> list[StudentInfo]:
     return [StudentInfo(f"S{i:06d}", f"Student {i}", f"B{i % 4}", f"+91 9{i:09d}") for i in range(n)]
 
 
-def open_once(n: int, otp: str) -> tuple[float, float]:
-    """(CPU ms, wall ms) of one ``create_session`` with N students."""
+def process_cpu(pid: Optional[int]) -> float:
+    """CPU seconds (user + system) a local process has used so far; 0 without a pid."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_once(n: int, otp: str, server_pid: Optional[int] = None) -> tuple[float, float, float]:
+    """(CPU ms, wall ms, server CPU ms) of one ``create_session`` with N students."""
     students = roster(n)
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    server0, cpu0, wall0 = process_cpu(server_pid), time.process_time(), time.perf_counter()
     session = records.create_session(TEACHER_TG, otp, ["B0", "B1", "B2", "B3"], "Python", 17.0, 78.0, 50.0,
                                      expires, students)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    server = process_cpu(server_pid) - server0
     stored = Session._get_collection().find_one({"_id": session.id}, {"students": {"$slice": -1}})
     assert stored is not None and stored["students"][0]["phone_tail"], "snapshot lost its phone tail"
     Session.close(session.id)
-    return cpu * 1000, wall * 1000
+    return cpu * 1000, wall * 1000, server * 1000
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000])
     p.add_argument("--uri", default="mongomock://localhost/bench_session_open")
+    p.add_argument("--server-pid", type=int, help="a local server's pid: also report its CPU time")
     args = p.parse_args(argv)
     uri = args.uri
     real = not uri.startswith("mongomock://")
@@ -70,13 +81,15 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     open_once(10, "000000")  # warm-up (imports, index cache, first insert)
     cpu: dict[int, float] = {}
     wall: dict[int, float] = {}
+    server: dict[int, float] = {}
     for i, n in enumerate(args.sizes, start=1):
-        cpu[n], wall[n] = open_once(n, f"{i:06d}")
+        cpu[n], wall[n], server[n] = open_once(n, f"{i:06d}", args.server_pid)
     if real:
         client.drop_database(Session._get_collection().database.name)
     disconnect_db()
     result = {"bench": "session_open", "uri": args.uri, "cpu_ms": {str(k): round(v, 1) for k, v in cpu.items()},
               "wall_ms": {str(k): round(v, 1) for k, v in wall.items()},
+              **({"server_cpu_ms": {str(k): round(v) for k, v in server.items()}} if args.server_pid else {}),
               "load": [round(x, 2) for x in (*load0, *os.getloadavg())]}
     print(json.dumps(result))
     return result
