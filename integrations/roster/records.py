@@ -83,7 +83,7 @@ def create_session(
     session = Session(
         otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
-        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
+        students=[StudentSnapshot.of(s.student_id, s.name, s.batch, s.phone) for s in students],
     )
     try:
         return session.save()

@@ -8,7 +8,7 @@ start with '$'); use the helpers instead of touching the maps directly.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from typing import Any, Optional
 
 from bson import ObjectId
 from mongoengine import (
@@ -141,17 +141,31 @@ class Student(Document):
 
 
 class StudentSnapshot(EmbeddedDocument):
-    """The roster as it was when the session opened (the report lists exactly these)."""
+    """The roster as it was when the session opened (the report lists exactly these).
+
+    The phone is normalised and its tail derived when a snapshot is *built*, not in ``clean()``:
+    setting fields in ``clean()`` marks every snapshot as changed, and mongoengine's bookkeeping
+    after ``save()`` then walks the whole roster once per changed snapshot, which made opening a
+    session O(N²) (8.5 s of CPU for 1,000 students). A snapshot is never edited after it is built.
+    """
 
     student_id = StringField(required=True)
     name = StringField(default="")
     batch = StringField(default="")
-    phone = StringField(default="")
+    phone = StringField(default="")  # digits only
     phone_tail = StringField(default="")  # indexed: finds a student among open sessions' rosters
 
-    def clean(self) -> None:
-        self.phone = normalise_phone(self.phone)
-        self.phone_tail = phone_tail(self.phone)
+    def __init__(self, *args: Any, **values: Any) -> None:
+        # Snapshots read back from the database (_created=False) are stored normalised already.
+        if values.get("_created", True) and "phone" in values:
+            values["phone"] = normalise_phone(values["phone"])
+            values["phone_tail"] = phone_tail(values["phone"])
+        super().__init__(*args, **values)
+
+    @classmethod
+    def of(cls, student_id: str, name: str = "", batch: str = "", phone: str = "") -> "StudentSnapshot":
+        """A snapshot with its phone normalised and its lookup tail set."""
+        return cls(student_id=student_id, name=name, batch=batch, phone=phone)
 
 
 class Session(Document):
@@ -177,12 +191,26 @@ class Session(Document):
 
     meta = {
         "collection": "attendance_sessions",
+        # Each index names the queries it serves; the full list is in docs/performance.md
+        # ("Indexes") and tests/integrations/test_models.py checks it against this one.
         "indexes": [
-            # Two open sessions must never share an OTP.
+            # Two open sessions must never share an OTP (find_open_session uses it too).
             {"fields": ["otp"], "unique": True, "partialFilterExpression": {"status": "open"}},
+            # session_by_otp: the newest session with a code, open or not. The partial index above
+            # cannot serve a query without status="open", so it scanned every session ever made.
+            ("otp", "-opened_at"),
             ("status", "expires_at"),
-            "students.phone_tail",
-            "teacher",
+            # A student among open sessions' rosters: identify_student (phone, http backend) and
+            # open_sessions_of (every wrong code). Only open sessions' rosters are indexed; an
+            # index on every session ever would find the student in all their past classes.
+            # Every field of the query is in the key, so no server has a residual to scan for.
+            {"fields": ["students.phone_tail", "status", "expires_at"], "partialFilterExpression": {"status": "open"}},
+            {"fields": ["students.student_id", "status", "expires_at"], "partialFilterExpression": {"status": "open"}},
+            ("teacher", "-opened_at"),  # latest_session: the newest first, without a sort
+            # teacher_open_session (every teacher menu): only the teacher's open sessions, not a
+            # walk through all their past ones when none is open.
+            ("teacher", "status", "expires_at"),
+            "report_sent_at",  # the report scheduler's re-arm at start-up (report_sent_at=None)
         ],
     }
 
@@ -285,7 +313,8 @@ class AttendanceRecord(Document):
         "collection": "attendance_records",
         "indexes": [
             {"fields": ["session", "student_id"], "unique": True},
-            ("session", "synced"),
+            # sync_pending {session, synced} and the report's unsynced count {session, synced, status}.
+            ("session", "synced", "status"),
         ],
     }
 

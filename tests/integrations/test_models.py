@@ -1,9 +1,13 @@
 """Models: indexes, atomic per-student counters, one-shot close/report claims, db connection."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import mongoengine
 import pymongo
 import pytest
+from mongoengine import EmbeddedDocument
 
 from integrations.storage import connection as dbmod
 from integrations.storage.documents import (
@@ -15,6 +19,7 @@ from integrations.storage.documents import (
     escape_key,
     unescape_key,
 )
+from integrations.storage.indexes import ALL_DOCUMENTS as ALL_INDEXED
 from tests.integrations.conftest import utc
 
 
@@ -116,3 +121,61 @@ def test_saving_normalises_phones_and_emails(db):
     teacher = Teacher(email=" Asha@Example.EDU ", phone="(+91) 98480 00001").save()
     assert student.phone == "919000000001"
     assert (teacher.email, teacher.phone) == ("asha@example.edu", "919848000001")
+
+
+def test_snapshots_are_normalised_when_built_not_when_saved():
+    built = StudentSnapshot.of("S1", "A", "B1", "+91 90000-00001")
+    direct = StudentSnapshot(student_id="S1", phone="(0) 90000 00001")
+    assert (built.phone, built.phone_tail) == ("919000000001", "9000000001")
+    assert (direct.phone, direct.phone_tail) == ("09000000001", "9000000001")
+    assert built._changed_fields == [] and direct._changed_fields == []  # nothing for save() to walk
+    assert StudentSnapshot.clean is EmbeddedDocument.clean  # no per-snapshot work at save time
+
+
+def test_snapshots_read_back_are_taken_as_stored(db):
+    session = make_session(students=[StudentSnapshot.of("S1", phone="+91 90000 00001")])
+    Session._get_collection().update_one({"_id": session.id}, {"$set": {"students.0.phone_tail": "stored"}})
+    assert Session.objects(id=session.id).get().students[0].phone_tail == "stored"
+
+
+# ------------------------------------------------------------------ indexes (issue 12)
+PERFORMANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
+_INDEX_CELL = re.compile(r"`([a-z_]+): ([^`]+)`")
+
+
+def listed_indexes() -> list[tuple[str, str, tuple[tuple[str, int], ...], str]]:
+    """(query, collection, key, remarks) of each row of docs/performance.md "Indexes"."""
+    text = PERFORMANCE_DOC.read_text(encoding="utf-8")
+    section = text.split("\n## Indexes\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0].startswith("query") or not (match := _INDEX_CELL.search(cells[2])):
+            continue  # not a row, or the header
+        key = tuple((f.strip().lstrip("-"), -1 if f.strip().startswith("-") else 1) for f in match[2].split(","))
+        rows.append((cells[0], match[1], key, cells[2][match.end():]))
+    return rows
+
+
+def declared(collection: str) -> list[dict]:
+    """The index specs a document class declares in its meta (``_id`` is implicit)."""
+    documents = {d._get_collection_name(): d for d in ALL_INDEXED}
+    return [{"fields": [("_id", 1)], "unique": True}, *documents[collection]._meta["index_specs"]]
+
+
+def test_every_index_the_performance_list_names_is_declared(db):
+    rows = listed_indexes()
+    assert len(rows) >= 20, "docs/performance.md lost its Indexes table"
+    assert any(c == "attendance_sessions" and k == (("otp", 1), ("opened_at", -1)) for _, c, k, _ in rows)
+    created = {}
+    for query, collection, key, remarks in rows:
+        specs = [s for s in declared(collection) if tuple(s["fields"]) == key]
+        assert specs, f"{query}: no index {collection} {key} is declared"
+        spec = specs[0]
+        assert ("unique" in remarks) == bool(spec.get("unique")) or key == (("_id", 1),), (query, spec)
+        partial = spec.get("partialFilterExpression")
+        assert ("partial" in remarks) == bool(partial), (query, spec)
+        if partial:
+            assert partial == {"status": "open"}
+        info = created.setdefault(collection, mongoengine.get_db()[collection].index_information())
+        assert any(tuple(v["key"]) == key for v in info.values()), f"{query}: {key} not created"

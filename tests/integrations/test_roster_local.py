@@ -314,3 +314,70 @@ async def test_service_opens_finds_and_closes_sessions(roster):
     expired = await service.open_session(TG, "111111", ["B1"], "Python", 17.4, 78.5, 50, utc(seconds=-1), students)
     assert expired.status == "open" and await service.find_open_session("111111") is None
     service.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# bulk writes (issue 12)
+
+
+def _students(rows: list[tuple[str, str, str, str]]) -> str:
+    return HEADER + "".join(f"student,{sid},{name},{phone},,,{batch},\n" for sid, name, phone, batch in rows)
+
+
+def test_import_in_batches_inserts_new_updates_changed_and_skips_the_rest(db, monkeypatch):
+    from integrations.roster import csv_import
+    from integrations.storage import bulk
+
+    monkeypatch.setattr(bulk, "BATCH_SIZE", 3)  # 10 students: 4 batches
+    writes: list[tuple[str, int]] = []  # (which write, how many documents it was given)
+
+    def spy(name: str):
+        real = getattr(csv_import, name)
+
+        def wrapper(collection, docs, *args, **kwargs):
+            writes.append((name, len(docs)))
+            return real(collection, docs, *args, **kwargs)
+        return wrapper
+
+    for name in ("insert_or_upsert", "upsert_all"):
+        monkeypatch.setattr(csv_import, name, spy(name))
+    rows = [(f"S{i:02d}", f"Name {i}", f"+91 90000 000{i:02d}", "B1") for i in range(10)]
+    first = import_roster_text(_students(rows))
+    assert (first.students_created, first.students_updated) == (10, 0)
+    assert sum(n for name, n in writes if name == "insert_or_upsert") == 10
+    Student.objects(student_id="S04").update_one(set__telegram_user_id=44)  # set by a bot meanwhile
+
+    writes.clear()
+    again = import_roster_text(_students(rows))
+    assert (again.students_created, again.students_updated) == (0, 10)
+    assert writes and all(n == 0 for name, n in writes if name == "insert_or_upsert")  # nothing new
+    assert sum(n for name, n in writes if name == "upsert_all") == 1  # only the batch code B1 (an upsert that changes nothing)
+
+    writes.clear()
+    rows[3] = ("S03", "Renamed", rows[3][2], "B2")
+    rows[8] = ("S08", rows[8][1], "+91 90000 00099", "B1")
+    rows += [("S10", "New", "", "B2"), ("S05a", "Between", "", "B1")]
+    changed = import_roster_text(_students(rows))
+    assert (changed.students_created, changed.students_updated) == (2, 10)
+    assert sum(n for name, n in writes if name == "insert_or_upsert") == 2
+    assert sum(n for name, n in writes if name == "upsert_all") == 2 + 2  # 2 changed students, 2 batch codes
+    s3, s8 = Student.objects(student_id="S03").get(), Student.objects(student_id="S08").get()
+    assert (s3.name, s3.batch) == ("Renamed", "B2")
+    assert (s8.phone, s8.phone_tail) == ("919000000099", "9000000099")
+    assert Student.objects(student_id="S04").get().telegram_user_id == 44
+    assert Student.objects.count() == 12 and Batch.objects.count() == 2
+
+
+def test_insert_falls_back_to_upsert_for_a_row_someone_else_inserted(db):
+    from integrations.storage.bulk import insert_or_upsert, upsert_all
+
+    collection = Student._get_collection()
+    collection.insert_one({"student_id": "S2", "name": "Old", "batch": "B1", "telegram_user_id": 7})
+    docs = [{"student_id": f"S{i}", "name": f"New {i}", "batch": "B9"} for i in (1, 2, 3, 4)]
+    assert insert_or_upsert(collection, docs, "student_id", batch_size=3) == 3
+    s2 = collection.find_one({"student_id": "S2"})
+    assert (s2["name"], s2["batch"], s2["telegram_user_id"]) == ("New 2", "B9", 7)
+    assert collection.count_documents({}) == 4 and "_id" not in docs[0]  # the caller's dicts untouched
+    ops = [({"student_id": f"S{i}"}, {"$set": {"batch": "B8"}}) for i in range(1, 7)]
+    assert upsert_all(collection, ops, batch_size=4) == 2  # S5, S6
+    assert collection.count_documents({"batch": "B8"}) == 6
