@@ -43,6 +43,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import itertools
 import json
 import logging
 import os
@@ -61,7 +62,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FLOW_PATH = Path(__file__).with_name("bench_student_flow.yaml")
-TOKEN = "123456789:AAbenchmarkbenchmarkbenchmarkbench0"
+BOT_ID = 123456789
+TOKEN = f"{BOT_ID}:AAbenchmarkbenchmarkbenchmarkbench0"
 VIDEO_BYTES = b"\x00" * 4096
 CLASS = {"subject": "Python", "teacher_name": "Asha Rao"}
 CODE_RE = re.compile(r"\s*\d{6}\s*")
@@ -112,7 +114,7 @@ def verify_face(video: Any) -> bool:
 
 # ---------------------------------------------------------------------------------- updates
 def raw_updates(chat_id: int) -> list[dict[str, Any]]:
-    """The 5 Bot API updates of one student's check-in."""
+    """The 5 Bot API updates of one student's check-in (the content every system receives)."""
     user = {"id": chat_id, "is_bot": False, "first_name": "Asha"}
     chat = {"id": chat_id, "type": "private", "first_name": "Asha"}
 
@@ -130,18 +132,95 @@ def raw_updates(chat_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def json_wire(chat_id: int) -> list[bytes]:
+    """The Bot API form on the wire: one JSON document per update (aiogram, python-telegram-bot)."""
+    return [json.dumps(u).encode() for u in raw_updates(chat_id)]
+
+
 def canned_message(chat_id: int, text: str, message_id: int = 1) -> dict[str, Any]:
-    return {"message_id": message_id, "date": 1_700_000_000, "text": text[:64],
+    """The Bot API answer to sendMessage: the sent message (its full text, the bot, the chat)."""
+    return {"message_id": message_id, "date": 1_700_000_000, "text": text,
             "chat": {"id": chat_id, "type": "private", "first_name": "Asha"},
-            "from": {"id": 123456789, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}}
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}}
 
 
-GET_ME = {"id": 123456789, "is_bot": True, "first_name": "Bench", "username": "bench_bot",
+GET_ME = {"id": BOT_ID, "is_bot": True, "first_name": "Bench", "username": "bench_bot",
           "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
 
+# ---------------------------------------------------------------------------------- MTProto (engine)
+def tl_user(chat_id: int) -> Any:
+    from pyrogram import raw
+
+    return raw.types.User(id=chat_id, access_hash=chat_id * 31 + 7, first_name="Asha")
+
+
+def tl_bot_self() -> Any:
+    from pyrogram import raw
+
+    return raw.types.User(id=BOT_ID, access_hash=1, first_name="Bench", username="bench_bot", bot=True,
+                          bot_info_version=1, is_self=True)  # a bot's User always has bot_info_version
+
+
+def tl_update(update: dict[str, Any], pts: int) -> Any:
+    """One Bot API update dict as the MTProto ``Updates`` Telegram pushes to the bot (same content).
+
+    The form media messages arrive in (``updates`` with the sender in ``users``). A plain text may
+    also come as ``updateShortMessage``, for which pyrofork makes an extra ``updates.getDifference``
+    round trip; that is not modelled here.
+    """
+    from pyrogram import raw
+
+    m = update["message"]
+    chat_id = m["chat"]["id"]
+    media, entities = None, None
+    if "contact" in m:
+        c = m["contact"]
+        media = raw.types.MessageMediaContact(phone_number=c["phone_number"], first_name=c.get("first_name", ""),
+                                              last_name=c.get("last_name", ""), vcard="", user_id=c.get("user_id", 0))
+    elif "location" in m:
+        loc = m["location"]
+        media = raw.types.MessageMediaGeo(geo=raw.types.GeoPoint(
+            long=loc["longitude"], lat=loc["latitude"], access_hash=0,
+            accuracy_radius=int(loc["horizontal_accuracy"]) if "horizontal_accuracy" in loc else None))
+    elif "video_note" in m:
+        v = m["video_note"]
+        media = raw.types.MessageMediaDocument(document=raw.types.Document(
+            id=chat_id * 7 + 1, access_hash=chat_id * 11 + 3, file_reference=b"\x01" * 24, date=m["date"],
+            mime_type="video/mp4", size=v["file_size"], dc_id=2,
+            attributes=[raw.types.DocumentAttributeVideo(duration=v["duration"], w=v["length"], h=v["length"],
+                                                         round_message=True)]))
+    if m.get("entities"):
+        entities = [raw.types.MessageEntityBotCommand(offset=e["offset"], length=e["length"])
+                    for e in m["entities"] if e["type"] == "bot_command"]
+    message = raw.types.Message(id=m["message_id"], peer_id=raw.types.PeerUser(user_id=chat_id), date=m["date"],
+                                message=m.get("text", ""), media=media, entities=entities)
+    return raw.types.Updates(updates=[raw.types.UpdateNewMessage(message=message, pts=pts, pts_count=1)],
+                             users=[tl_user(chat_id)], chats=[], date=m["date"], seq=0)
+
+
+_PTS = itertools.count(1)  # the bot's update sequence (a TL int: chat ids are too large for it)
+
+
+def tl_wire(chat_id: int) -> list[bytes]:
+    """The MTProto form on the wire: each update TL-serialized (decrypted; see the module docstring)."""
+    return [tl_update(u, next(_PTS)).write() for u in raw_updates(chat_id)]
+
+
+def tl_sent(chat_id: int, text: str, message_id: int, random_id: int) -> Any:
+    """What Telegram answers a bot's ``messages.sendMessage`` with: the new message, its id, the peers."""
+    from pyrogram import raw
+
+    message = raw.types.Message(id=message_id, peer_id=raw.types.PeerUser(user_id=chat_id), date=1_700_000_000,
+                                message=text, out=True)
+    return raw.types.Updates(
+        updates=[raw.types.UpdateMessageID(id=message_id, random_id=random_id),
+                 raw.types.UpdateNewMessage(message=message, pts=message_id, pts_count=1)],
+        users=[tl_user(chat_id), tl_bot_self()], chats=[], date=1_700_000_000, seq=0)
+
+
 class System:
-    """One implementation of the conversation; ``feed`` handles one raw update."""
+    """One implementation of the conversation; ``feed`` handles one update in its wire form."""
 
     name = "?"
     updates_per_chat = 5
@@ -151,11 +230,12 @@ class System:
 
     async def teardown(self) -> None: ...
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def wire(self, chat_id: int) -> list[Any]:
+        """The chat's updates as this system receives them (built before timing)."""
+        return json_wire(chat_id)
 
-    def extra_updates(self, chat_id: int) -> list[Any]:
-        return []
+    async def feed(self, data: Any) -> None:
+        raise NotImplementedError
 
     async def check(self, chat_id: int) -> bool:
         """True if the chat ended marked present."""
@@ -164,13 +244,30 @@ class System:
 
 # ---------------------------------------------------------------------------------- this engine
 class EngineSystem(System):
+    """The engine behind the app's real Telegram transport (pyrofork), with no network.
+
+    In: the TL bytes of each update are read (``TLObject.read``), handed to the real client's
+    ``handle_updates`` (peer cache and update state in its in-memory SQLite storage) and to its
+    dispatcher's packet handler, which parses the message and calls the app's
+    :class:`~integrations.telegram.transport.BotTransport` raw handler (update tracking, the
+    library's parser, :func:`~integrations.telegram.mapping.map_message`, ``engine.submit``).
+    Out: every reply goes through :func:`integrations.telegram.sender.perform`, i.e. the real
+    ``Client.send_message`` (text entities, ``resolve_peer``, the reply markup, the raw
+    ``messages.sendMessage``); the session TL-serializes the request and answers canned ``Updates``
+    bytes, which are read back, cached (``fetch_peers``) and parsed into a ``types.Message``.
+    ``bare=True`` (row ``engine-bare``) is the engine alone: mapped updates in, replies dropped.
+    """
+
     name = "engine"
 
-    def __init__(self, real_flow: bool = False) -> None:
+    def __init__(self, real_flow: bool = False, bare: bool = False) -> None:
         self.real_flow = real_flow
+        self.bare = bare
         if real_flow:
             self.name = "engine-real-flow"
             self.updates_per_chat = 6
+        if bare:
+            self.name = "engine-bare"
 
     async def setup(self) -> None:
         from engine.hooks import HookRegistry, HookResult
@@ -219,77 +316,118 @@ class EngineSystem(System):
             flows = load_flows(FLOW_PATH, registry)
             self.bot = "bench_student"
         self.engine = Engine(flows, registry, MemoryStore(), use_timers=self.real_flow)
-        self.engine.add_sink(self._sink)
+        if self.bare:
+            self.engine.add_sink(self._drop)
+        else:
+            await self._transport()
+            self.engine.add_sink(self._sink)
         await self.engine.start()
-        self._ids = 0
+
+    async def _transport(self) -> None:
+        import pyrogram
+        from pyrogram import Client, raw, types
+        from pyrogram.raw.core import TLObject
+
+        from integrations.telegram.sender import perform
+        from integrations.telegram.transport import BotTransport
+
+        system = self
+
+        class CannedSession:
+            """The MTProto session with no network: the request is TL-serialized, the answer TL-read."""
+
+            ids = 0
+
+            async def invoke(self, query: Any, retries: int = 0, timeout: float = 0, sleep_threshold: float = 0) -> Any:
+                query.write()  # the request body (what mtproto.pack serializes before encrypting)
+                if not isinstance(query, raw.functions.messages.SendMessage):
+                    raise NotImplementedError(type(query).__name__)
+                CannedSession.ids += 1
+                system.sent += 1
+                answer = tl_sent(query.peer.user_id, query.message, CannedSession.ids, query.random_id).write()
+                return TLObject.read(io.BytesIO(answer))
+
+        async def download_media(message: Any, in_memory: bool = False, **kwargs: Any) -> io.BytesIO:
+            return io.BytesIO(VIDEO_BYTES)  # no system downloads the note (see the docstring)
+
+        client = Client("bench-peers", api_id=1, api_hash="0" * 32, bot_token=TOKEN, in_memory=True,
+                        skip_updates=True, sleep_threshold=0, no_updates=False)
+        await client.storage.open()
+        client.is_connected = True
+        client.session = CannedSession()
+        client.me = types.User(id=BOT_ID, is_self=True, is_bot=True, first_name="Bench", username="bench_bot",
+                               client=client)
+        client.download_media = download_media  # type: ignore[method-assign]
+        self.client = client
+        self.transport = BotTransport("bench", client, self.engine.submit, video_max_bytes=8 * 1024 * 1024,
+                                      flow_bot=self.bot)
+        self.transport.install()
+        for _ in range(3):  # the dispatcher adds handlers in a task
+            await asyncio.sleep(0)
+        self._read = TLObject.read
+        self._stop = pyrogram.StopPropagation
+        self._perform = perform
+        self._handle_packet = client.dispatcher._handle_packet  # the handler workers' code, minus the queue hop
 
     async def teardown(self) -> None:
         await self.engine.stop()
+        if not self.bare:
+            await self.client.storage.close()
+
+    async def _drop(self, out: Any) -> None:
+        self.sent += len(out.actions)
 
     async def _sink(self, out: Any) -> None:
-        """What a Bot API transport does per reply: build the payload, encode, decode the answer."""
-        from engine.types import SendText
-
+        """What the Telegram sender's queue does per reply, awaited here like the peers' sends."""
         for action in out.actions:
-            if not isinstance(action, SendText):
-                continue
-            payload: dict[str, Any] = {"chat_id": out.chat_id, "text": action.text}
-            if action.keyboard:
-                payload["reply_markup"] = {"keyboard": [[
-                    {"text": b.text, **({"request_contact": True} if b.request == "contact" else {}),
-                     **({"request_location": True} if b.request == "location" else {})} for b in row]
-                    for row in action.keyboard], "resize_keyboard": True, "one_time_keyboard": True}
-            elif action.remove_keyboard:
-                payload["reply_markup"] = {"remove_keyboard": True}
-            json.dumps(payload)  # the request body
-            self._ids += 1
-            answer = json.dumps({"ok": True, "result": canned_message(out.chat_id, action.text, self._ids)})
-            json.loads(answer)
-            self.sent += 1
+            await self._perform(self.client, out.chat_id, action)
 
-    def _update(self, raw: dict[str, Any]) -> Any:
-        """Bot API dict → engine Update (what integrations/telegram/mapping.py does for Pyrogram)."""
+    def wire(self, chat_id: int) -> list[Any]:
+        if self.bare:
+            items: list[Any] = [self._mapped(u) for u in raw_updates(chat_id)]
+        else:
+            items = tl_wire(chat_id)
+        if self.real_flow:  # the face verdict: an internal event, not a Telegram update
+            from engine.types import Event, Update
+
+            items.append(Update(self.bot, chat_id, chat_id, "event", Event("verified", {"marked_time": "10:00"})))
+        return items
+
+    def _mapped(self, raw_update: dict[str, Any]) -> Any:
+        """engine-bare: the engine's Update for a Bot API dict, built before timing."""
         from engine.types import Command, Contact, Location, Update, VideoNote
-        from integrations.telegram.mapping import parse_command
 
-        m = raw["message"]
-        chat, user = m["chat"]["id"], m["from"]["id"]
-        forwarded = "forward_origin" in m
-        first = m["from"].get("first_name", "")
+        m = raw_update["message"]
+        chat, user, first = m["chat"]["id"], m["from"]["id"], m["from"]["first_name"]
+        common = dict(forwarded=False, message_id=m["message_id"], first_name=first)
+        if "text" in m and m["text"].startswith("/"):
+            return Update(self.bot, chat, user, "command", Command(m["text"][1:], ""), **common)
         if "text" in m:
-            command = parse_command(m["text"], "bench_bot")
-            if isinstance(command, Command):
-                return Update(self.bot, chat, user, "command", command, message_id=m["message_id"], first_name=first)
-            return Update(self.bot, chat, user, "text", m["text"], forwarded, m["message_id"], first)
+            return Update(self.bot, chat, user, "text", m["text"], **common)
         if "contact" in m:
             c = m["contact"]
-            return Update(self.bot, chat, user, "contact",
-                          Contact(c["phone_number"], c.get("user_id"), c.get("first_name", ""), c.get("last_name", "")),
-                          forwarded, m["message_id"], first)
+            return Update(self.bot, chat, user, "contact", Contact(c["phone_number"], c["user_id"], c["first_name"], ""),
+                          **common)
         if "location" in m:
             loc = m["location"]
             return Update(self.bot, chat, user, "location",
-                          Location(loc["latitude"], loc["longitude"], loc.get("horizontal_accuracy"),
-                                   loc.get("live_period")), forwarded, m["message_id"], first)
-        if "video_note" in m:
-            v = m["video_note"]
-            return Update(self.bot, chat, user, "video_note",
-                          VideoNote(VIDEO_BYTES, v.get("duration", 0), v.get("length", 0), v.get("file_size", 0),
-                                    v["file_id"]), forwarded, m["message_id"], first)
-        return Update(self.bot, chat, user, "other", None, forwarded, m["message_id"], first)
+                          Location(loc["latitude"], loc["longitude"], loc["horizontal_accuracy"]), **common)
+        v = m["video_note"]
+        return Update(self.bot, chat, user, "video_note",
+                      VideoNote(VIDEO_BYTES, v["duration"], v["length"], v["file_size"], v["file_id"]), **common)
 
-    async def feed(self, raw: Any) -> None:
-        if isinstance(raw, dict):
-            await self.engine.submit(self._update(raw))
-        else:  # the real flow's "verified" event
-            await self.engine.submit(raw)
-
-    def extra_updates(self, chat_id: int) -> list[Any]:
-        if not self.real_flow:
-            return []
-        from engine.types import Event, Update
-
-        return [Update(self.bot, chat_id, chat_id, "event", Event("verified", {"marked_time": "10:00"}))]
+    async def feed(self, data: Any) -> None:
+        if not isinstance(data, bytes):  # engine-bare, or the real flow's "verified" event
+            await self.engine.submit(data)
+            return
+        updates = self._read(io.BytesIO(data))
+        client = self.client
+        await client.handle_updates(updates)
+        packet = client.dispatcher.updates_queue.get_nowait()
+        try:
+            await self._handle_packet(packet, asyncio.Lock())  # each handler worker has its own lock
+        except self._stop:  # the transport's handler ends every update it handled with StopPropagation
+            pass
 
     async def check(self, chat_id: int) -> bool:
         conv = await self.engine.store.get((self.bot, chat_id))
@@ -307,7 +445,7 @@ class AiogramSystem(System):
         from aiogram.fsm.context import FSMContext
         from aiogram.fsm.state import State, StatesGroup
         from aiogram.fsm.storage.memory import MemoryStorage
-        from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup
+        from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
         system = self
 
@@ -357,7 +495,7 @@ class AiogramSystem(System):
             await state.update_data(contact={"phone": message.contact.phone_number,
                                              "user_id": message.contact.user_id}, **found)
             await message.answer(TXT["hello"].format(**found))
-            await message.answer(TXT["ask_code"])
+            await message.answer(TXT["ask_code"], reply_markup=ReplyKeyboardRemove())
             await state.set_state(Student.code)
 
         @router.message(Student.contact)
@@ -391,7 +529,7 @@ class AiogramSystem(System):
                                               "horizontal_accuracy": loc.horizontal_accuracy,
                                               "live_period": loc.live_period}, **found)
             await message.answer(TXT["in_class"].format(**found))
-            await message.answer(TXT["ask_video"])
+            await message.answer(TXT["ask_video"], reply_markup=ReplyKeyboardRemove())
             await state.set_state(Student.video)
 
         @router.message(Student.location)
@@ -422,8 +560,8 @@ class AiogramSystem(System):
     async def teardown(self) -> None:
         await self.storage.close()
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        await self.dp.feed_raw_update(self.bot, raw)
+    async def feed(self, data: bytes) -> None:
+        await self.dp.feed_raw_update(self.bot, json.loads(data))
 
     async def check(self, chat_id: int) -> bool:
         from aiogram.fsm.storage.base import StorageKey
@@ -437,7 +575,7 @@ class PtbSystem(System):
     name = "python-telegram-bot"
 
     async def setup(self) -> None:
-        from telegram import KeyboardButton, ReplyKeyboardMarkup, Update
+        from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
         from telegram.ext import Application, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
         from telegram.request import BaseRequest, RequestData
         from telegram.warnings import PTBUserWarning
@@ -492,7 +630,7 @@ class PtbSystem(System):
             found = identify(m.contact.phone_number)
             context.user_data.update(contact={"phone": m.contact.phone_number, "user_id": m.contact.user_id}, **found)
             await m.reply_text(TXT["hello"].format(**found))
-            await m.reply_text(TXT["ask_code"])
+            await m.reply_text(TXT["ask_code"], reply_markup=ReplyKeyboardRemove())
             return CODE
 
         async def code(update: Update, context: Ctx) -> Optional[int]:
@@ -517,7 +655,7 @@ class PtbSystem(System):
                                                "horizontal_accuracy": loc.horizontal_accuracy,
                                                "live_period": loc.live_period}, **found)
             await m.reply_text(TXT["in_class"].format(**found))
-            await m.reply_text(TXT["ask_video"])
+            await m.reply_text(TXT["ask_video"], reply_markup=ReplyKeyboardRemove())
             return VIDEO
 
         async def video(update: Update, context: Ctx) -> int:
@@ -559,8 +697,8 @@ class PtbSystem(System):
     async def teardown(self) -> None:
         await self.app.shutdown()
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        await self.app.process_update(self.Update.de_json(raw, self.app.bot))
+    async def feed(self, data: bytes) -> None:
+        await self.app.process_update(self.Update.de_json(json.loads(data), self.app.bot))
 
     async def check(self, chat_id: int) -> bool:
         return chat_id in self.marked
@@ -594,9 +732,8 @@ async def drive(system: System, chats: range, concurrency: int, record: bool = T
     result = Round(system.name)
     clock = time.perf_counter
     it = iter(chats)
-    # Generated before timing: the same dicts for every system (fresh copies: aiogram and PTB do not
-    # mutate them, but one system must never see another's objects).
-    prepared = {c: raw_updates(c) + system.extra_updates(c) for c in chats}
+    # Built before timing: the same content for every system, in each one's wire form.
+    prepared = {c: system.wire(c) for c in chats}
     latencies = result.latencies
 
     async def worker() -> None:
@@ -623,11 +760,13 @@ async def drive(system: System, chats: range, concurrency: int, record: bool = T
 
 def make_system(name: str) -> System:
     return {"engine": lambda: EngineSystem(), "engine-real-flow": lambda: EngineSystem(real_flow=True),
+            "engine-bare": lambda: EngineSystem(bare=True),
             "aiogram": AiogramSystem, "python-telegram-bot": PtbSystem}[name]()
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    names = args.only or ["engine", "aiogram", "python-telegram-bot"] + (["engine-real-flow"] if args.real_flow else [])
+    names = args.only or (["engine", "aiogram", "python-telegram-bot"] + (["engine-real-flow"] if args.real_flow else [])
+                          + (["engine-bare"] if args.bare else []))
     systems = {name: make_system(name) for name in names}
     for system in systems.values():
         await system.setup()
@@ -701,7 +840,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--real-flow", action="store_true", help="also run flows/student.yaml with stub hooks")
-    p.add_argument("--only", nargs="+", choices=("engine", "engine-real-flow", "aiogram", "python-telegram-bot"))
+    p.add_argument("--bare", action="store_true", help="also run the engine alone (no transport), for reference")
+    p.add_argument("--only", nargs="+",
+                   choices=("engine", "engine-real-flow", "engine-bare", "aiogram", "python-telegram-bot"))
     p.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: do not pin)")
     p.add_argument("--profile", metavar="PREFIX", help="cProfile round 1 of each system into PREFIX.<system>")
     p.add_argument("--profile-lines", type=int, default=25)
