@@ -104,7 +104,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "FACES_DIR": str(workdir / "faces"), "FACE_VERIFIER": "local", "TIMEZONE": "UTC",
     })
 
-    from engine.simulator import SimUser, Simulator, video_duration
+    from engine.simulator import SimUser, Simulator
+    from integrations.presence.media_reader import video_duration
     from integrations.app import build_app
     from integrations.storage.documents import AttendanceRecord
     from integrations.presence import video as video_mod
