@@ -97,8 +97,11 @@ class Step:
         return values
 
     def say(self, text: Optional[str], **kwargs: Any) -> None:
+        """Send a flow text; one that fills to nothing (only empty placeholders) is not sent."""
         if text:
-            self.actions.append(SendText(fill(text, self.values()), **kwargs))
+            filled = fill(text, self.values())
+            if filled.strip():
+                self.actions.append(SendText(filled, **kwargs))
 
     def text(self, key: str) -> str:
         return self.spec.texts[key]

@@ -1,40 +1,63 @@
 #!/usr/bin/env python3
-"""The student conversation in this engine, aiogram 3 and python-telegram-bot (issue 7).
+"""The student conversation in this engine, aiogram 3 and python-telegram-bot, each behind its real
+transport code (issue 7; made fair in issue 13).
 
-Run on demand (needs the ``peers`` extra: ``pip install -e '.[peers]'``):
+Run on demand (needs the ``peers`` extra; see docs/performance.md for installing aiogram):
 
     .venv/bin/python scripts/bench_peers.py                        # 2000 chats x 5 updates, 3 rounds
-    .venv/bin/python scripts/bench_peers.py --chats 5000 --concurrency 100 --json /tmp/peers.json
+    .venv/bin/python scripts/bench_peers.py --chats 2000 --real-flow --bare --cpu 1 --json /tmp/peers.json
     .venv/bin/python scripts/bench_peers.py --only engine --profile /tmp/engine_peers.prof
 
 One conversation, written three times with the same texts, keyboards and checks:
 
     /start → "Hi!" + contact prompt (share-contact keyboard)
-    contact (own only) → "Hello NAME (ID)!" + code prompt
+    contact (own only) → "Hello NAME (ID)!" + code prompt (keyboard removed)
     6-digit code (regex) → "Code accepted: …" + location prompt (share-location keyboard)
-    location → "📍 You are in class (6 m away)." + video prompt
+    location → "📍 You are in class (6 m away)." + video prompt (keyboard removed)
     video note → no-op face check → "🎥 Video received…" + "✅ Marked present for …"
 
-* **engine**: ``scripts/bench_student_flow.yaml`` (a copy of flows/student.yaml's states and texts
-  with no-op hooks and a synchronous no-op face check; no state timeouts, since the peers have
-  none), the real :class:`engine.runtime.Engine` and ``MemoryStore``;
-* **engine-real-flow** (``--real-flow``, extra row): flows/student.yaml itself with stub hooks
-  (same outcomes and data as the real ones, no I/O) and its timeouts; there the face verdict is
-  an internal event, so each chat has 6 updates (the 6th is the "verified" event);
-* **aiogram** 3: a ``Router`` with ``StatesGroup`` states, ``Dispatcher(storage=MemoryStorage())``,
-  ``dp.feed_raw_update(bot, raw)``; the network is a custom session (``AiohttpSession`` subclass)
-  whose ``make_request`` builds the form as aiohttp would and parses a canned JSON answer;
-* **python-telegram-bot**: a ``ConversationHandler``, ``Application.process_update`` on
-  ``Update.de_json(raw)``; the network is a ``BaseRequest`` whose ``do_request`` encodes the
-  JSON parameters and returns a canned answer.
+Every system gets the same updates (one content, generated before timing) in the form its
+transport receives them, and does the transport work its real code does, minus the network:
 
-Every system gets the same generated Bot API update dicts. For the engine, the measured path is
-the same too: the dict is mapped to an :class:`engine.types.Update`, handled, and every reply is
-turned into a Bot API ``sendMessage`` payload, JSON-encoded, and a canned answer JSON-decoded.
+* **engine**: ``scripts/bench_student_flow.yaml`` (flows/student.yaml's states and texts with
+  no-op hooks and a synchronous no-op face check; no state timeouts, since the peers have none),
+  the real :class:`engine.runtime.Engine` and ``MemoryStore``, behind the app's pyrofork
+  transport. In: each update is the TL bytes of the MTProto ``Updates`` Telegram pushes (the
+  message and its sender), read with ``TLObject.read``, given to the real client's
+  ``handle_updates`` (its peer cache and update state, in its in-memory SQLite storage) and to
+  the dispatcher's packet handler (the library parses the message, ``types.Message._parse``, and
+  calls the app's ``BotTransport`` raw handler: update tracking, ``mapping.map_message``,
+  ``engine.submit``). Out: every reply goes through ``integrations.telegram.sender.perform``, the
+  real ``Client.send_message`` (``resolve_peer`` from the cache, the reply markup, the raw
+  ``messages.sendMessage``); the session TL-serializes the request and answers the TL bytes of
+  the ``Updates`` Telegram returns (the sent message, its id, the two users), which the client
+  reads, caches (``fetch_peers``) and parses into a ``types.Message``.
+* **engine-real-flow** (``--real-flow``, extra row): flows/student.yaml itself with stub hooks
+  (same outcomes and data as the real ones, no I/O) and its timeouts, same transport; the face
+  verdict is an internal event, so each chat has 6 updates (the 6th is not a Telegram update).
+* **engine-bare** (``--bare``, extra row, not a comparison): the engine alone, fed ready-made
+  ``engine.types.Update`` objects, replies dropped; what the engine itself costs.
+* **aiogram** 3: a ``Router`` with ``StatesGroup`` states, ``Dispatcher(storage=MemoryStorage())``;
+  each update is its Bot API JSON, decoded and fed with ``dp.feed_raw_update`` (pydantic
+  ``Update``); the network is an ``AiohttpSession`` subclass whose ``make_request`` builds the
+  form as aiohttp would and parses the canned JSON answer into a ``Message``.
+* **python-telegram-bot**: a ``ConversationHandler``; each update's JSON is decoded,
+  ``Update.de_json`` and ``Application.process_update``; the network is a ``BaseRequest`` whose
+  ``do_request`` gets the JSON-encoded parameters and returns the canned answer, which PTB
+  decodes into a ``Message``.
+
+Not modelled, for anyone: the network, TLS or MTProto encryption (and pyrofork's executor hop
+for it), downloading the video note (the engine's download returns the bytes at once; the peers
+do not download), the app's send queue, journal and rate limits (the engine's sink awaits each
+send like the peers' handlers do), polling (``getUpdates`` batches) and the ``getDifference`` that
+pyrofork makes for a text that Telegram pushes as ``updateShortMessage``. The client's SQLite
+storage is in memory here; the app's clients keep it in a file.
+
 Chats are driven by ``--concurrency`` asyncio workers in one thread, which yield between two
-updates so chats interleave. Latency is the time around one update (dict in → replies handed to
-the network). Rounds alternate systems; the best round (highest updates/s) of each is reported.
-The process is pinned to one CPU (``--cpu``; -1 disables).
+updates so chats interleave. Latency is the time around one update (wire bytes in → replies'
+answers parsed). Rounds alternate systems; the best round (highest updates/s) of each is
+reported, with updates per CPU second (what a shared, loaded machine distorts least). The
+process is pinned to one CPU (``--cpu``; -1 disables).
 """
 from __future__ import annotations
 
@@ -43,12 +66,14 @@ import asyncio
 import cProfile
 import gc
 import io
+import itertools
 import json
 import logging
 import os
 import platform
 import pstats
 import re
+import struct
 import sys
 import time
 import warnings
@@ -61,11 +86,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FLOW_PATH = Path(__file__).with_name("bench_student_flow.yaml")
-TOKEN = "123456789:AAbenchmarkbenchmarkbenchmarkbench0"
+BOT_ID = 123456789
+TOKEN = f"{BOT_ID}:AAbenchmarkbenchmarkbenchmarkbench0"
 VIDEO_BYTES = b"\x00" * 4096
 CLASS = {"subject": "Python", "teacher_name": "Asha Rao"}
 CODE_RE = re.compile(r"\s*\d{6}\s*")
-TARGET_RATIO = 1.5  # engine within 1.5x of the faster peer
+TARGET_RATIO = 1.5  # engine within 1.5x of the faster peer (updates per CPU second)
 
 TXT = {
     "hi": "Hi! Let's mark your attendance.",
@@ -112,7 +138,7 @@ def verify_face(video: Any) -> bool:
 
 # ---------------------------------------------------------------------------------- updates
 def raw_updates(chat_id: int) -> list[dict[str, Any]]:
-    """The 5 Bot API updates of one student's check-in."""
+    """The 5 Bot API updates of one student's check-in (the content every system receives)."""
     user = {"id": chat_id, "is_bot": False, "first_name": "Asha"}
     chat = {"id": chat_id, "type": "private", "first_name": "Asha"}
 
@@ -130,18 +156,154 @@ def raw_updates(chat_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def json_wire(chat_id: int) -> list[bytes]:
+    """The Bot API form on the wire: one JSON document per update (aiogram, python-telegram-bot)."""
+    return [json.dumps(u).encode() for u in raw_updates(chat_id)]
+
+
 def canned_message(chat_id: int, text: str, message_id: int = 1) -> dict[str, Any]:
-    return {"message_id": message_id, "date": 1_700_000_000, "text": text[:64],
+    """The Bot API answer to sendMessage: the sent message (its full text, the bot, the chat)."""
+    return {"message_id": message_id, "date": 1_700_000_000, "text": text,
             "chat": {"id": chat_id, "type": "private", "first_name": "Asha"},
-            "from": {"id": 123456789, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}}
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}}
 
 
-GET_ME = {"id": 123456789, "is_bot": True, "first_name": "Bench", "username": "bench_bot",
+GET_ME = {"id": BOT_ID, "is_bot": True, "first_name": "Bench", "username": "bench_bot",
           "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
 
+# ---------------------------------------------------------------------------------- MTProto (engine)
+def access_hash(chat_id: int) -> int:
+    return chat_id * 31 + 7
+
+
+def tl_user(chat_id: int, hash_: Optional[int] = None) -> Any:
+    from pyrogram import raw
+
+    return raw.types.User(id=chat_id, access_hash=access_hash(chat_id) if hash_ is None else hash_, first_name="Asha")
+
+
+def tl_bot_self() -> Any:
+    from pyrogram import raw
+
+    return raw.types.User(id=BOT_ID, access_hash=1, first_name="Bench", username="bench_bot", bot=True,
+                          bot_info_version=1, is_self=True)  # a bot's User always has bot_info_version
+
+
+def tl_update(update: dict[str, Any], pts: int) -> Any:
+    """One Bot API update dict as the MTProto ``Updates`` Telegram pushes to the bot (same content).
+
+    The form media messages arrive in (``updates`` with the sender in ``users``). A plain text may
+    also come as ``updateShortMessage``, for which pyrofork makes an extra ``updates.getDifference``
+    round trip; that is not modelled here.
+    """
+    from pyrogram import raw
+
+    m = update["message"]
+    chat_id = m["chat"]["id"]
+    media, entities = None, None
+    if "contact" in m:
+        c = m["contact"]
+        media = raw.types.MessageMediaContact(phone_number=c["phone_number"], first_name=c.get("first_name", ""),
+                                              last_name=c.get("last_name", ""), vcard="", user_id=c.get("user_id", 0))
+    elif "location" in m:
+        loc = m["location"]
+        media = raw.types.MessageMediaGeo(geo=raw.types.GeoPoint(
+            long=loc["longitude"], lat=loc["latitude"], access_hash=0,
+            accuracy_radius=int(loc["horizontal_accuracy"]) if "horizontal_accuracy" in loc else None))
+    elif "video_note" in m:
+        v = m["video_note"]
+        media = raw.types.MessageMediaDocument(document=raw.types.Document(
+            id=chat_id * 7 + 1, access_hash=chat_id * 11 + 3, file_reference=b"\x01" * 24, date=m["date"],
+            mime_type="video/mp4", size=v["file_size"], dc_id=2,
+            attributes=[raw.types.DocumentAttributeVideo(duration=v["duration"], w=v["length"], h=v["length"],
+                                                         round_message=True)]))
+    if m.get("entities"):
+        entities = [raw.types.MessageEntityBotCommand(offset=e["offset"], length=e["length"])
+                    for e in m["entities"] if e["type"] == "bot_command"]
+    message = raw.types.Message(id=m["message_id"], peer_id=raw.types.PeerUser(user_id=chat_id), date=m["date"],
+                                message=m.get("text", ""), media=media, entities=entities)
+    return raw.types.Updates(updates=[raw.types.UpdateNewMessage(message=message, pts=pts, pts_count=1)],
+                             users=[tl_user(chat_id)], chats=[], date=m["date"], seq=0)
+
+
+_PTS = itertools.count(1)  # the bot's update sequence (a TL int: chat ids are too large for it)
+
+
+def tl_wire(chat_id: int) -> list[bytes]:
+    """The MTProto form on the wire: each update TL-serialized (decrypted; see the module docstring)."""
+    return [tl_update(u, next(_PTS)).write() for u in raw_updates(chat_id)]
+
+
+def tl_sent(chat_id: int, text: str, message_id: int, random_id: int, pts: Optional[int] = None,
+            hash_: Optional[int] = None) -> Any:
+    """What Telegram answers a bot's ``messages.sendMessage`` with: the new message, its id, the peers."""
+    from pyrogram import raw
+
+    message = raw.types.Message(id=message_id, peer_id=raw.types.PeerUser(user_id=chat_id), date=1_700_000_000,
+                                message=text, out=True)
+    return raw.types.Updates(
+        updates=[raw.types.UpdateMessageID(id=message_id, random_id=random_id),
+                 raw.types.UpdateNewMessage(message=message, pts=message_id if pts is None else pts, pts_count=1)],
+        users=[tl_user(chat_id, hash_), tl_bot_self()], chats=[], date=1_700_000_000, seq=0)
+
+
+class SentAnswers:
+    """The TL bytes of :func:`tl_sent`, from a template serialized once with the varying fields packed in.
+
+    The fake server's own work must not count: the peers' fake server is one ``json.dumps``, while
+    building and serializing TL objects in Python per answer cost the engine's row about as much
+    as reading them back. ``answer(...) == tl_sent(...).write()`` (checked at start).
+    """
+
+    # sentinels: (value, struct format, how many times the template holds it)
+    FIELDS = {"chat": (0x5E47_1E11_0000_0A01, "<q", 2), "hash": (0x5E47_1E11_0000_0A02, "<q", 1),
+              "random": (0x5E47_1E11_0000_0A03, "<q", 1), "id": (0x5E47_0B01, "<i", 2),
+              "pts": (0x5E47_0B02, "<i", 1)}
+    TEXT = "\u2063bench sentinel text\u2063"
+
+    def __init__(self) -> None:
+        from pyrogram.raw.core.primitives import String
+
+        f = {k: v[0] for k, v in self.FIELDS.items()}
+        template = tl_sent(f["chat"], self.TEXT, f["id"], f["random"], pts=f["pts"], hash_=f["hash"]).write()
+        text = String(self.TEXT)
+        assert template.count(text) == 1
+        self._string = String
+        self._text_at = template.index(text)
+        self._text_end = self._text_at + len(text)
+        spots = []
+        for name, (value, fmt, count) in self.FIELDS.items():
+            pattern, start = struct.pack(fmt, value), 0
+            for _ in range(count):
+                start = template.index(pattern, start)
+                spots.append((start, start + len(pattern), name, fmt))
+                start += len(pattern)
+            assert template.count(pattern) == count, name
+        self._spots = sorted(spots)
+        self._template = template
+        probe = self.answer(50_000_017, "Hello Asha (S000017)!", 7, -123456789)
+        assert probe == tl_sent(50_000_017, "Hello Asha (S000017)!", 7, -123456789).write()
+
+    def answer(self, chat_id: int, text: str, message_id: int, random_id: int) -> bytes:
+        values = {"chat": chat_id, "hash": access_hash(chat_id), "random": random_id, "id": message_id,
+                  "pts": message_id}
+        t, out, at = self._template, [], 0
+        for start, end, name, fmt in self._spots:
+            if at <= self._text_at < start:
+                out += [t[at:self._text_at], self._string(text)]
+                at = self._text_end
+            out += [t[at:start], struct.pack(fmt, values[name])]
+            at = end
+        if at <= self._text_at:
+            out += [t[at:self._text_at], self._string(text)]
+            at = self._text_end
+        out.append(t[at:])
+        return b"".join(out)
+
+
 class System:
-    """One implementation of the conversation; ``feed`` handles one raw update."""
+    """One implementation of the conversation; ``feed`` handles one update in its wire form."""
 
     name = "?"
     updates_per_chat = 5
@@ -151,11 +313,12 @@ class System:
 
     async def teardown(self) -> None: ...
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def wire(self, chat_id: int) -> list[Any]:
+        """The chat's updates as this system receives them (built before timing)."""
+        return json_wire(chat_id)
 
-    def extra_updates(self, chat_id: int) -> list[Any]:
-        return []
+    async def feed(self, data: Any) -> None:
+        raise NotImplementedError
 
     async def check(self, chat_id: int) -> bool:
         """True if the chat ended marked present."""
@@ -164,13 +327,30 @@ class System:
 
 # ---------------------------------------------------------------------------------- this engine
 class EngineSystem(System):
+    """The engine behind the app's real Telegram transport (pyrofork), with no network.
+
+    In: the TL bytes of each update are read (``TLObject.read``), handed to the real client's
+    ``handle_updates`` (peer cache and update state in its in-memory SQLite storage) and to its
+    dispatcher's packet handler, which parses the message and calls the app's
+    :class:`~integrations.telegram.transport.BotTransport` raw handler (update tracking, the
+    library's parser, :func:`~integrations.telegram.mapping.map_message`, ``engine.submit``).
+    Out: every reply goes through :func:`integrations.telegram.sender.perform`, i.e. the real
+    ``Client.send_message`` (text entities, ``resolve_peer``, the reply markup, the raw
+    ``messages.sendMessage``); the session TL-serializes the request and answers canned ``Updates``
+    bytes, which are read back, cached (``fetch_peers``) and parsed into a ``types.Message``.
+    ``bare=True`` (row ``engine-bare``) is the engine alone: mapped updates in, replies dropped.
+    """
+
     name = "engine"
 
-    def __init__(self, real_flow: bool = False) -> None:
+    def __init__(self, real_flow: bool = False, bare: bool = False) -> None:
         self.real_flow = real_flow
+        self.bare = bare
         if real_flow:
             self.name = "engine-real-flow"
             self.updates_per_chat = 6
+        if bare:
+            self.name = "engine-bare"
 
     async def setup(self) -> None:
         from engine.hooks import HookRegistry, HookResult
@@ -219,77 +399,119 @@ class EngineSystem(System):
             flows = load_flows(FLOW_PATH, registry)
             self.bot = "bench_student"
         self.engine = Engine(flows, registry, MemoryStore(), use_timers=self.real_flow)
-        self.engine.add_sink(self._sink)
+        if self.bare:
+            self.engine.add_sink(self._drop)
+        else:
+            await self._transport()
+            self.engine.add_sink(self._sink)
         await self.engine.start()
-        self._ids = 0
+
+    async def _transport(self) -> None:
+        import pyrogram
+        from pyrogram import Client, raw, types
+        from pyrogram.raw.core import TLObject
+
+        from integrations.telegram.sender import perform
+        from integrations.telegram.transport import BotTransport
+
+        system = self
+        answers = SentAnswers()
+
+        class CannedSession:
+            """The MTProto session with no network: the request is TL-serialized, the answer TL-read."""
+
+            ids = 0
+
+            async def invoke(self, query: Any, retries: int = 0, timeout: float = 0, sleep_threshold: float = 0) -> Any:
+                query.write()  # the request body (what mtproto.pack serializes before encrypting)
+                if not isinstance(query, raw.functions.messages.SendMessage):
+                    raise NotImplementedError(type(query).__name__)
+                CannedSession.ids += 1
+                system.sent += 1
+                answer = answers.answer(query.peer.user_id, query.message, CannedSession.ids, query.random_id)
+                return TLObject.read(io.BytesIO(answer))
+
+        async def download_media(message: Any, in_memory: bool = False, **kwargs: Any) -> io.BytesIO:
+            return io.BytesIO(VIDEO_BYTES)  # no system downloads the note (see the docstring)
+
+        client = Client("bench-peers", api_id=1, api_hash="0" * 32, bot_token=TOKEN, in_memory=True,
+                        skip_updates=True, sleep_threshold=0, no_updates=False)
+        await client.storage.open()
+        client.is_connected = True
+        client.session = CannedSession()
+        client.me = types.User(id=BOT_ID, is_self=True, is_bot=True, first_name="Bench", username="bench_bot",
+                               client=client)
+        client.download_media = download_media  # type: ignore[method-assign]
+        self.client = client
+        self.transport = BotTransport("bench", client, self.engine.submit, video_max_bytes=8 * 1024 * 1024,
+                                      flow_bot=self.bot)
+        self.transport.install()
+        for _ in range(3):  # the dispatcher adds handlers in a task
+            await asyncio.sleep(0)
+        self._read = TLObject.read
+        self._stop = pyrogram.StopPropagation
+        self._perform = perform
+        self._handle_packet = client.dispatcher._handle_packet  # the handler workers' code, minus the queue hop
 
     async def teardown(self) -> None:
         await self.engine.stop()
+        if not self.bare:
+            await self.client.storage.close()
+
+    async def _drop(self, out: Any) -> None:
+        self.sent += len(out.actions)
 
     async def _sink(self, out: Any) -> None:
-        """What a Bot API transport does per reply: build the payload, encode, decode the answer."""
-        from engine.types import SendText
-
+        """What the Telegram sender's queue does per reply, awaited here like the peers' sends."""
         for action in out.actions:
-            if not isinstance(action, SendText):
-                continue
-            payload: dict[str, Any] = {"chat_id": out.chat_id, "text": action.text}
-            if action.keyboard:
-                payload["reply_markup"] = {"keyboard": [[
-                    {"text": b.text, **({"request_contact": True} if b.request == "contact" else {}),
-                     **({"request_location": True} if b.request == "location" else {})} for b in row]
-                    for row in action.keyboard], "resize_keyboard": True, "one_time_keyboard": True}
-            elif action.remove_keyboard:
-                payload["reply_markup"] = {"remove_keyboard": True}
-            json.dumps(payload)  # the request body
-            self._ids += 1
-            answer = json.dumps({"ok": True, "result": canned_message(out.chat_id, action.text, self._ids)})
-            json.loads(answer)
-            self.sent += 1
+            await self._perform(self.client, out.chat_id, action)
 
-    def _update(self, raw: dict[str, Any]) -> Any:
-        """Bot API dict → engine Update (what integrations/telegram/mapping.py does for Pyrogram)."""
+    def wire(self, chat_id: int) -> list[Any]:
+        if self.bare:
+            items: list[Any] = [self._mapped(u) for u in raw_updates(chat_id)]
+        else:
+            items = tl_wire(chat_id)
+        if self.real_flow:  # the face verdict: an internal event, not a Telegram update
+            from engine.types import Event, Update
+
+            items.append(Update(self.bot, chat_id, chat_id, "event", Event("verified", {"marked_time": "10:00"})))
+        return items
+
+    def _mapped(self, raw_update: dict[str, Any]) -> Any:
+        """engine-bare: the engine's Update for a Bot API dict, built before timing."""
         from engine.types import Command, Contact, Location, Update, VideoNote
-        from integrations.telegram.mapping import parse_command
 
-        m = raw["message"]
-        chat, user = m["chat"]["id"], m["from"]["id"]
-        forwarded = "forward_origin" in m
-        first = m["from"].get("first_name", "")
+        m = raw_update["message"]
+        chat, user, first = m["chat"]["id"], m["from"]["id"], m["from"]["first_name"]
+        common = dict(forwarded=False, message_id=m["message_id"], first_name=first)
+        if "text" in m and m["text"].startswith("/"):
+            return Update(self.bot, chat, user, "command", Command(m["text"][1:], ""), **common)
         if "text" in m:
-            command = parse_command(m["text"], "bench_bot")
-            if isinstance(command, Command):
-                return Update(self.bot, chat, user, "command", command, message_id=m["message_id"], first_name=first)
-            return Update(self.bot, chat, user, "text", m["text"], forwarded, m["message_id"], first)
+            return Update(self.bot, chat, user, "text", m["text"], **common)
         if "contact" in m:
             c = m["contact"]
-            return Update(self.bot, chat, user, "contact",
-                          Contact(c["phone_number"], c.get("user_id"), c.get("first_name", ""), c.get("last_name", "")),
-                          forwarded, m["message_id"], first)
+            return Update(self.bot, chat, user, "contact", Contact(c["phone_number"], c["user_id"], c["first_name"], ""),
+                          **common)
         if "location" in m:
             loc = m["location"]
             return Update(self.bot, chat, user, "location",
-                          Location(loc["latitude"], loc["longitude"], loc.get("horizontal_accuracy"),
-                                   loc.get("live_period")), forwarded, m["message_id"], first)
-        if "video_note" in m:
-            v = m["video_note"]
-            return Update(self.bot, chat, user, "video_note",
-                          VideoNote(VIDEO_BYTES, v.get("duration", 0), v.get("length", 0), v.get("file_size", 0),
-                                    v["file_id"]), forwarded, m["message_id"], first)
-        return Update(self.bot, chat, user, "other", None, forwarded, m["message_id"], first)
+                          Location(loc["latitude"], loc["longitude"], loc["horizontal_accuracy"]), **common)
+        v = m["video_note"]
+        return Update(self.bot, chat, user, "video_note",
+                      VideoNote(VIDEO_BYTES, v["duration"], v["length"], v["file_size"], v["file_id"]), **common)
 
-    async def feed(self, raw: Any) -> None:
-        if isinstance(raw, dict):
-            await self.engine.submit(self._update(raw))
-        else:  # the real flow's "verified" event
-            await self.engine.submit(raw)
-
-    def extra_updates(self, chat_id: int) -> list[Any]:
-        if not self.real_flow:
-            return []
-        from engine.types import Event, Update
-
-        return [Update(self.bot, chat_id, chat_id, "event", Event("verified", {"marked_time": "10:00"}))]
+    async def feed(self, data: Any) -> None:
+        if not isinstance(data, bytes):  # engine-bare, or the real flow's "verified" event
+            await self.engine.submit(data)
+            return
+        updates = self._read(io.BytesIO(data))
+        client = self.client
+        await client.handle_updates(updates)
+        packet = client.dispatcher.updates_queue.get_nowait()
+        try:
+            await self._handle_packet(packet, asyncio.Lock())  # each handler worker has its own lock
+        except self._stop:  # the transport's handler ends every update it handled with StopPropagation
+            pass
 
     async def check(self, chat_id: int) -> bool:
         conv = await self.engine.store.get((self.bot, chat_id))
@@ -307,7 +529,7 @@ class AiogramSystem(System):
         from aiogram.fsm.context import FSMContext
         from aiogram.fsm.state import State, StatesGroup
         from aiogram.fsm.storage.memory import MemoryStorage
-        from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup
+        from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
         system = self
 
@@ -357,7 +579,7 @@ class AiogramSystem(System):
             await state.update_data(contact={"phone": message.contact.phone_number,
                                              "user_id": message.contact.user_id}, **found)
             await message.answer(TXT["hello"].format(**found))
-            await message.answer(TXT["ask_code"])
+            await message.answer(TXT["ask_code"], reply_markup=ReplyKeyboardRemove())
             await state.set_state(Student.code)
 
         @router.message(Student.contact)
@@ -391,7 +613,7 @@ class AiogramSystem(System):
                                               "horizontal_accuracy": loc.horizontal_accuracy,
                                               "live_period": loc.live_period}, **found)
             await message.answer(TXT["in_class"].format(**found))
-            await message.answer(TXT["ask_video"])
+            await message.answer(TXT["ask_video"], reply_markup=ReplyKeyboardRemove())
             await state.set_state(Student.video)
 
         @router.message(Student.location)
@@ -422,8 +644,8 @@ class AiogramSystem(System):
     async def teardown(self) -> None:
         await self.storage.close()
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        await self.dp.feed_raw_update(self.bot, raw)
+    async def feed(self, data: bytes) -> None:
+        await self.dp.feed_raw_update(self.bot, json.loads(data))
 
     async def check(self, chat_id: int) -> bool:
         from aiogram.fsm.storage.base import StorageKey
@@ -437,7 +659,7 @@ class PtbSystem(System):
     name = "python-telegram-bot"
 
     async def setup(self) -> None:
-        from telegram import KeyboardButton, ReplyKeyboardMarkup, Update
+        from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
         from telegram.ext import Application, CommandHandler, ContextTypes, ConversationHandler, MessageHandler, filters
         from telegram.request import BaseRequest, RequestData
         from telegram.warnings import PTBUserWarning
@@ -492,7 +714,7 @@ class PtbSystem(System):
             found = identify(m.contact.phone_number)
             context.user_data.update(contact={"phone": m.contact.phone_number, "user_id": m.contact.user_id}, **found)
             await m.reply_text(TXT["hello"].format(**found))
-            await m.reply_text(TXT["ask_code"])
+            await m.reply_text(TXT["ask_code"], reply_markup=ReplyKeyboardRemove())
             return CODE
 
         async def code(update: Update, context: Ctx) -> Optional[int]:
@@ -517,7 +739,7 @@ class PtbSystem(System):
                                                "horizontal_accuracy": loc.horizontal_accuracy,
                                                "live_period": loc.live_period}, **found)
             await m.reply_text(TXT["in_class"].format(**found))
-            await m.reply_text(TXT["ask_video"])
+            await m.reply_text(TXT["ask_video"], reply_markup=ReplyKeyboardRemove())
             return VIDEO
 
         async def video(update: Update, context: Ctx) -> int:
@@ -559,8 +781,8 @@ class PtbSystem(System):
     async def teardown(self) -> None:
         await self.app.shutdown()
 
-    async def feed(self, raw: dict[str, Any]) -> None:
-        await self.app.process_update(self.Update.de_json(raw, self.app.bot))
+    async def feed(self, data: bytes) -> None:
+        await self.app.process_update(self.Update.de_json(json.loads(data), self.app.bot))
 
     async def check(self, chat_id: int) -> bool:
         return chat_id in self.marked
@@ -594,9 +816,8 @@ async def drive(system: System, chats: range, concurrency: int, record: bool = T
     result = Round(system.name)
     clock = time.perf_counter
     it = iter(chats)
-    # Generated before timing: the same dicts for every system (fresh copies: aiogram and PTB do not
-    # mutate them, but one system must never see another's objects).
-    prepared = {c: raw_updates(c) + system.extra_updates(c) for c in chats}
+    # Built before timing: the same content for every system, in each one's wire form.
+    prepared = {c: system.wire(c) for c in chats}
     latencies = result.latencies
 
     async def worker() -> None:
@@ -623,11 +844,13 @@ async def drive(system: System, chats: range, concurrency: int, record: bool = T
 
 def make_system(name: str) -> System:
     return {"engine": lambda: EngineSystem(), "engine-real-flow": lambda: EngineSystem(real_flow=True),
+            "engine-bare": lambda: EngineSystem(bare=True),
             "aiogram": AiogramSystem, "python-telegram-bot": PtbSystem}[name]()
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    names = args.only or ["engine", "aiogram", "python-telegram-bot"] + (["engine-real-flow"] if args.real_flow else [])
+    names = args.only or (["engine", "aiogram", "python-telegram-bot"] + (["engine-real-flow"] if args.real_flow else [])
+                          + (["engine-bare"] if args.bare else []))
     systems = {name: make_system(name) for name in names}
     for system in systems.values():
         await system.setup()
@@ -701,7 +924,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--real-flow", action="store_true", help="also run flows/student.yaml with stub hooks")
-    p.add_argument("--only", nargs="+", choices=("engine", "engine-real-flow", "aiogram", "python-telegram-bot"))
+    p.add_argument("--bare", action="store_true", help="also run the engine alone (no transport), for reference")
+    p.add_argument("--only", nargs="+",
+                   choices=("engine", "engine-real-flow", "engine-bare", "aiogram", "python-telegram-bot"))
     p.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: do not pin)")
     p.add_argument("--profile", metavar="PREFIX", help="cProfile round 1 of each system into PREFIX.<system>")
     p.add_argument("--profile-lines", type=int, default=25)
@@ -735,9 +960,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     peers = [systems[n]["updates_per_s"] for n in ("aiogram", "python-telegram-bot") if n in systems]
     if "engine" in systems and peers:
         ratio = max(peers) / systems["engine"]["updates_per_s"]
+        per_cpu = max(systems[n]["updates_per_cpu_s"] for n in ("aiogram", "python-telegram-bot") if n in systems)
+        cpu_ratio = per_cpu / systems["engine"]["updates_per_cpu_s"]
         res["faster_peer_over_engine"] = ratio
-        verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-        print(f"\n  faster peer / engine = {ratio:.2f}x (target ≤ {TARGET_RATIO}x: {verdict})")
+        res["faster_peer_over_engine_per_cpu_s"] = cpu_ratio
+        # Judged per CPU second: on a shared machine the wall figures move with other processes' load.
+        verdict = "met" if cpu_ratio <= TARGET_RATIO else "NOT met"
+        print(f"\n  faster peer / engine = {ratio:.2f}x in updates/s, {cpu_ratio:.2f}x in updates per CPU second "
+              f"(target ≤ {TARGET_RATIO}x per CPU second: {verdict})")
+        if os.getloadavg()[0] > (os.cpu_count() or 1):
+            print("  the load average is above the CPU count: compare the per-CPU-second figures")
     if args.json:
         Path(args.json).write_text(json.dumps({k: v for k, v in res.items() if k != "profiles"}, indent=2) + "\n",
                                    encoding="utf-8")

@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bson import ObjectId  # noqa: E402
 
 from integrations.roster import records  # noqa: E402
 from integrations.roster.base import StudentInfo  # noqa: E402

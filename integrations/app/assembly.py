@@ -32,6 +32,7 @@ from integrations.attendance.outbox_worker import OutboxWorker
 from integrations.attendance.recovery import resume_interrupted_checks
 from integrations.attendance.reports import ReportScheduler
 from integrations.attendance.services import Services
+from integrations.attendance.student_bots import StudentBots
 from integrations.attendance.verification import VerificationWorkflow
 from integrations.foundation import crypto
 from integrations.hooks.registry import build_registry
@@ -192,6 +193,7 @@ def build_app(
         settings=settings, roster=service, verify_queue=queue, reports=reports,
         verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone),
         code_guesses=SlidingWindow(settings.otp_user_wrong_per_10min, CODE_GUESS_WINDOW_S),
+        student_bots=StudentBots.from_settings(settings),
     )
     registry = registry or build_registry()
     compiled = load_flows(flows if flows is not None else settings.flows_dir, registry)

@@ -1,9 +1,10 @@
 """What the hooks may use, typed: the app assembly fills it once, nothing is assigned later."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from integrations.attendance.reports import ReportScheduler
+from integrations.attendance.student_bots import StudentBots
 from integrations.attendance.verification import VerificationWorkflow
 from integrations.presence.attempts import SlidingWindow
 from integrations.presence.verify_queue import VerifyQueue
@@ -21,3 +22,4 @@ class Services:
     reports: ReportScheduler
     verification: VerificationWorkflow
     code_guesses: SlidingWindow  # wrong codes per Telegram user (in memory; per process)
+    student_bots: StudentBots = field(default_factory=StudentBots)  # usernames set once the bots run

@@ -4,10 +4,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from typing import Any
+from collections import Counter
+from typing import Any, Iterable, Sequence
 
 from engine import HookContext, HookRegistry, HookResult
 from integrations.attendance.reports import build_report
+from integrations.attendance.services import Services
 from integrations.foundation import names
 from integrations.foundation.errors import OTP_IN_USE, RosterError
 from integrations.foundation.timefmt import clock
@@ -32,7 +34,7 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("teacher_batches", teacher_batches, kind="options")
     registry.register("teacher_subjects", teacher_subjects, kind="options")
     registry.register("open_session", open_session, outcomes=("ok", "no_students", "unavailable", "bad_location"),
-                      provides=("session_id", "student_count", "batch_list", *SESSION_KEYS))
+                      provides=("session_id", "student_count", "batch_list", "student_bots", *SESSION_KEYS))
     registry.register("session_status", session_status, outcomes=("ok", "closed"),
                       provides=("present_count", "absent_count", "failed_count", "locked_count", *SESSION_KEYS))
     registry.register("extend_session", extend_session, outcomes=("ok", "invalid", "closed"),
@@ -132,7 +134,8 @@ async def open_session(ctx: HookContext) -> HookResult:
             # This step already opened it and the process died before the conversation was saved
             # (or another chat of the teacher did): never a second session with a second code.
             data.update(_session_fields(current, settings.timezone, ctx.language), batch_list=", ".join(current.batches),
-                        student_count=len(current.students))
+                        student_count=len(current.students),
+                        student_bots=_student_bots(services, current.batches, current.students))
             return HookResult("ok", data)
         students = await roster.load_students(ctx.update.user_id, batches, subject)
     except RosterError as exc:
@@ -159,8 +162,15 @@ async def open_session(ctx: HookContext) -> HookResult:
         raise RuntimeError("no free one-time code after 10 draws")
     services.reports.schedule(str(session.id), session.expires_at)
     log.info("session %s opened: %d students, %s min", session.id, len(students), minutes)
-    data.update(_session_fields(session, settings.timezone, ctx.language), student_count=len(students))
+    data.update(_session_fields(session, settings.timezone, ctx.language), student_count=len(students),
+                student_bots=_student_bots(services, batches, students))
     return HookResult("ok", data)
+
+
+def _student_bots(services: Services, batches: Sequence[str], students: Iterable[Any]) -> str:
+    """Which student bot each batch uses, when there are several ("" with one: the flow says nothing)."""
+    sizes = Counter(s.batch for s in students)
+    return services.student_bots.describe(list(batches), sizes)
 
 
 # ------------------------------------------------------------------------ while a session is open

@@ -72,6 +72,35 @@ def _secret(value: Any) -> Optional[str]:
     return (getter() if getter else str(value)).strip()
 
 
+def _student_tokens(primary: Optional[str], listed: Any) -> tuple[list[str], list[str]]:
+    """The student bots' tokens in order (``STUDENT_BOT_TOKEN``, then ``STUDENT_BOT_TOKENS``), and
+    the problems with the list; a token listed again is the same bot, once."""
+    students = [primary] if primary else []
+    problems: list[str] = []
+    extra_tokens = [t.strip() for t in (_secret(listed) or "").split(",") if t.strip()]
+    for i, token in enumerate(extra_tokens, 1):
+        if not BOT_TOKEN_RE.match(token):
+            problems.append(f"STUDENT_BOT_TOKENS: entry {i} is malformed, expected '<bot id>:<secret>'")
+        elif token in students:
+            continue  # STUDENT_BOT_TOKEN repeated in the list: the same bot, once
+        else:
+            students.append(token)
+    return students, problems
+
+
+def student_bot_ids(settings: Settings) -> dict[str, int]:
+    """Each student bot's name (``student``, ``student-2``...) and numeric id, as the runtime names them.
+
+    For the parts of the app that must know the student bots without running them (e.g. which
+    bot a batch uses); no secret is returned, and malformed tokens are left out (the runtime
+    refuses to start with them: :func:`require_telegram_settings`).
+    """
+    primary = _secret(settings.student_bot_token)
+    students, _ = _student_tokens(primary if primary and BOT_TOKEN_RE.match(primary) else None,
+                                  settings.student_bot_tokens)
+    return {name: bot_id(token) for name, token in zip(physical_names(STUDENT_BOT, len(students)), students)}
+
+
 def require_telegram_settings(settings: Settings) -> TelegramConfig:
     """Return a :class:`TelegramConfig` or raise :class:`SettingsError` naming every bad setting."""
     problems: list[str] = []
@@ -102,15 +131,8 @@ def require_telegram_settings(settings: Settings) -> TelegramConfig:
     if len(tokens) == 2 and bot_id(tokens[TEACHER_BOT]) == bot_id(tokens[STUDENT_BOT]):
         problems.append("TEACHER_BOT_TOKEN, STUDENT_BOT_TOKEN: must belong to two different bots")
 
-    students = [tokens[STUDENT_BOT]] if STUDENT_BOT in tokens else []
-    extra_tokens = [t.strip() for t in (_secret(extra["student_bot_tokens"]) or "").split(",") if t.strip()]
-    for i, token in enumerate(extra_tokens, 1):
-        if not BOT_TOKEN_RE.match(token):
-            problems.append(f"STUDENT_BOT_TOKENS: entry {i} is malformed, expected '<bot id>:<secret>'")
-        elif token in students:
-            continue  # STUDENT_BOT_TOKEN repeated in the list: the same bot, once
-        else:
-            students.append(token)
+    students, student_problems = _student_tokens(tokens.get(STUDENT_BOT), extra["student_bot_tokens"])
+    problems += student_problems
     ids = [bot_id(t) for t in students]
     if len(set(ids)) != len(ids):
         problems.append("STUDENT_BOT_TOKENS: the same bot is listed twice (with different tokens)")

@@ -87,6 +87,8 @@ class TelegramRuntime:
     ``runtime.deliver``, then ``await runtime.run()`` (returns after a graceful stop).
     ``journal``, ``state_store`` and ``routes`` default to MongoDB with ``STORE=mongo`` (see
     :func:`default_stores`); :meth:`stats` and :meth:`health` report the queues.
+    ``on_connected`` is called with :meth:`usernames` once every bot has connected, before the
+    catch-up and the live updates (e.g. ``StudentBots.set_usernames``).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class TelegramRuntime:
         journal: Optional[ReplyJournal] = None,
         state_store: Optional[UpdateStateStore] = None,
         routes: Optional[ChatRoutes] = None,
+        on_connected: Optional[Callable[[dict[str, str]], None]] = None,
     ):
         self.config = config if isinstance(config, TelegramConfig) else require_telegram_settings(config)
         self.submit = submit
@@ -115,6 +118,7 @@ class TelegramRuntime:
         self.heartbeat_interval = heartbeat_interval
         self.handle_signals = handle_signals
         self.client_factory = client_factory or default_client_factory(in_memory)
+        self.on_connected = on_connected
         stores = default_stores(self.config) if None in (journal, state_store, routes) and sender is None \
             else {}
         self.state_store: UpdateStateStore = state_store or stores.get("state_store") or MemoryUpdateStateStore()
@@ -188,6 +192,11 @@ class TelegramRuntime:
                 # The library reports an unreachable Telegram as e.g. KeyError(0) or OSError.
                 raise TelegramStartError(f"the {bot} bot could not start: {type(exc).__name__}: {exc}") from exc
             raise
+        if self.on_connected is not None:  # before the catch-up: its updates may need the names
+            try:
+                self.on_connected(self.usernames())
+            except Exception:
+                log.exception("on_connected failed")
         for bot, transport in self.transports.items():
             if self.config.catch_up:
                 await self._catch_up(bot, transport)

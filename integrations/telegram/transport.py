@@ -4,7 +4,8 @@ One raw handler takes every update, so the transport knows when an update with a
 been *handled* (what :class:`~integrations.telegram.catchup.UpdateTracker` needs to persist a
 safe state), and the start-up catch-up feeds missed updates through the very same path, in
 order. Messages and callback queries are parsed with the library's own parsers
-(``client.dispatcher.update_parsers``) and mapped in :mod:`integrations.telegram.mapping`;
+(``client.dispatcher.update_parsers``; the dispatcher's parse is reused, not repeated) and
+mapped in :mod:`integrations.telegram.mapping`;
 locations are read from the raw media because pyrofork, like Pyrogram before it, drops live
 locations and the GPS accuracy.
 
@@ -38,6 +39,7 @@ Submit = Callable[[Update], Awaitable[object]]  # Engine.submit returns its acti
 OnInput = Callable[[str, int], None]  # (Telegram bot name, chat id): a user update arrived
 _NEW_MESSAGE = (raw.types.UpdateNewMessage, raw.types.UpdateNewChannelMessage)
 _CALLBACK = (raw.types.UpdateBotCallbackQuery,)
+_MAX_KEPT = 10_000
 
 
 class BotTransport:
@@ -64,10 +66,43 @@ class BotTransport:
         self._idle.set()
         self._open = asyncio.Event()
         self._open.set()
+        self._parsers: dict[type, Any] = {}  # the library's own parsers, for updates it did not parse
+        self._parsed: dict[int, tuple[Any, Any]] = {}  # id(raw update) -> (raw update, the dispatcher's parse)
 
     def install(self) -> None:
         """Register the raw handler (call before or after ``client.start()``)."""
+        self._keep_parses()
         self.client.add_handler(RawUpdateHandler(self.on_raw), group=-1)
+
+    def _keep_parses(self) -> None:
+        """Reuse the dispatcher's parse in :meth:`on_raw` instead of parsing a second time.
+
+        pyrofork's dispatcher parses every update it has a parser for before it calls any
+        handler, raw handlers included, and drops the result for them; parsing again here
+        doubled the cost of parsing each message. The parsers of the updates this transport
+        handles are wrapped to keep their result for :meth:`on_raw`, which takes it at once.
+        """
+        parsers = getattr(getattr(self.client, "dispatcher", None), "update_parsers", None)
+        if not isinstance(parsers, dict):
+            return
+        for kind in (*_NEW_MESSAGE, *_CALLBACK):
+            parse = parsers.get(kind)
+            if parse is None or kind in self._parsers:
+                continue
+            self._parsers[kind] = parse
+            parsers[kind] = self._keeping(parse)
+
+    def _keeping(self, parse: Any) -> Any:
+        kept = self._parsed
+
+        async def keep(update: Any, users: dict, chats: dict) -> Any:
+            result = await parse(update, users, chats)
+            if len(kept) > _MAX_KEPT:  # cannot happen while on_raw runs for every packet; stay bounded
+                kept.clear()
+            kept[id(update)] = (update, result)
+            return result
+
+        return keep
 
     def hold(self) -> None:
         """Make live updates wait (until :meth:`open`) while the catch-up runs."""
@@ -85,6 +120,8 @@ class BotTransport:
 
     async def on_raw(self, client: Client, update: Any, users: dict, chats: dict) -> None:
         """Every live update. Handled ones stop here; others go on to any later handler."""
+        kept = self._parsed.pop(id(update), None)
+        parse_result = kept[1] if kept is not None and kept[0] is update else None
         await self._open.wait()
         if self.tracker.is_old(update):
             log.debug("update already handled by the catch-up; skipped")
@@ -94,7 +131,7 @@ class BotTransport:
             return
         token = self.tracker.begin(update)
         try:
-            await self.handle_raw(update, users, chats)
+            await self.handle_raw(update, users, chats, parse_result)
         finally:
             self.tracker.end(token)
         raise StopPropagation
@@ -109,16 +146,17 @@ class BotTransport:
         return (isinstance(update, _NEW_MESSAGE) and isinstance(update.message, raw.types.Message)) \
             or isinstance(update, _CALLBACK)
 
-    async def handle_raw(self, update: Any, users: dict, chats: dict) -> None:
-        """Parse with the library's parser, map, submit."""
+    async def handle_raw(self, update: Any, users: dict, chats: dict,
+                         parse_result: Optional[tuple[Any, Any]] = None) -> None:
+        """Parse with the library's parser (unless ``parse_result`` is its answer already), map, submit."""
         async with self._handling() as accepted:
             if not accepted:
                 return
-            parser = self.client.dispatcher.update_parsers.get(type(update))
+            parser = self._parsers.get(type(update)) or self.client.dispatcher.update_parsers.get(type(update))
             if parser is None:
                 return
             try:
-                parsed, _ = await parser(update, users, chats)
+                parsed, _ = parse_result if parse_result is not None else await parser(update, users, chats)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -285,3 +285,25 @@ def test_the_sender_language_code_is_carried():
                                 chat_instance="1", data=b"lang:te")
     assert map_callback(query, "teacher").language_code == "te"
     assert map_message(_message(text="hi"), "teacher").language_code is None  # none given
+
+
+async def test_each_update_is_parsed_once(harness, monkeypatch):
+    """pyrofork's dispatcher parses every update before calling the raw handler: the transport
+    takes that parse instead of parsing again (a second parse cost as much as the first)."""
+    from pyrogram.types import Message
+
+    calls = []
+    real = Message._parse
+
+    async def counting(*args, **kwargs):
+        calls.append(args[1].id)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(Message, "_parse", counting)
+    update = await harness.feed(*new_message(raw_message(12, "once")))
+    assert update.payload == "once" and calls == [12]
+    assert harness.transport._parsed == {}  # nothing kept after the handler took it
+    # The catch-up path has no dispatcher parse: the transport parses itself.
+    await harness.transport.handle_caught_up(*new_message(raw_message(13, "caught up")))
+    assert (await asyncio.wait_for(harness.submitted.get(), 2)).payload == "caught up" and calls == [12, 13]
+    assert harness.transport._parsed == {}

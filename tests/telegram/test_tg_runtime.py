@@ -368,3 +368,19 @@ async def test_stats_and_health_per_bot(fake_network, config, factory):
     runtime.request_stop()
     await asyncio.wait_for(task, 5)
     assert not runtime.health()["ok"]
+
+
+async def test_on_connected_gets_the_usernames_before_updates_are_handled(fake_network, config, factory):
+    """What the run command gives the student-bot directory (StudentBots.set_usernames)."""
+    seen: list[tuple[dict[str, str], bool]] = []
+
+    async def noop(*_): ...
+
+    runtime = TelegramRuntime(config, noop, noop, in_memory=True, heartbeat_interval=0, handle_signals=False,
+                              client_factory=factory,
+                              on_connected=lambda names: seen.append((names, runtime.started.is_set())))
+    task = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(runtime.started.wait(), 5)
+    assert seen == [({"teacher": "attendance_teacher", "student": "attendance_student"}, False)]
+    runtime.request_stop()
+    await asyncio.wait_for(task, 5)

@@ -26,7 +26,9 @@ STATS_EVERY_S = 30
 async def _serve(settings: Settings, config: TelegramConfig) -> None:
     """Then finish in-flight work and return (exit 0)."""
     app = build_app(settings)
-    runtime = TelegramRuntime(config, submit=app.submit, drain=app.drain)
+    # The student bots' @usernames reach the session message once the bots are connected.
+    runtime = TelegramRuntime(config, submit=app.submit, drain=app.drain,
+                              on_connected=app.services.student_bots.set_usernames)
     app.add_sink(runtime.deliver)
     stats_path = settings.data_dir / STATS_FILE
 
