@@ -56,6 +56,7 @@ def build_services(settings: Settings, *, verifier: Any = None, roster: Any = No
     from . import crypto
     from .db import connect_db, ensure_indexes
     from .presence.faces import make_verifier
+    from .presence.note_pool import NotePool
     from .presence.verify_queue import VerifyQueue, VideoNoteProcessor
     from .reports import ReportScheduler
     from .roster import make_roster
@@ -66,7 +67,8 @@ def build_services(settings: Settings, *, verifier: Any = None, roster: Any = No
     crypto.init_secret_box(settings)
     roster = roster or RosterService(make_roster(settings))
     verifier = verifier or make_verifier(settings)
-    processor = VideoNoteProcessor(verifier, max_seconds=settings.video_max_seconds)
+    pool = NotePool(settings.verify_processes) if settings.verify_processes > 0 else None
+    processor = VideoNoteProcessor(verifier, max_seconds=settings.video_max_seconds, liveness=settings.liveness, pool=pool)
     queue = VerifyQueue.from_settings(processor, settings)
     services = Services(settings, roster, verifier, queue)
     services.reports = ReportScheduler(services)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     video_max_seconds: int = Field(60, gt=0)
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
+    # worker processes that decode notes (frame, liveness) off the event loop; 0: in the verify threads
+    verify_processes: int = Field(1, ge=0, le=64)
+    liveness: Literal["off", "flag", "enforce"] = "flag"  # passive liveness of video notes (docs/presence.md)
     outbox_interval_seconds: float = Field(15.0, gt=0)  # how often waiting attendance is retried
 
     @field_validator("timezone")

@@ -204,7 +204,7 @@ async def submit_video(ctx: HookContext) -> HookResult:
 
 
 # Face reasons the student can fix by recording again, and what the flow calls them.
-_RETRYABLE = {"mismatch": "mismatch", "no_face": "no_face"}
+_RETRYABLE = {"mismatch": "mismatch", "no_face": "no_face", "not_live": "not_live"}
 # The face service is down (after botocore's retries): the frame goes to the outbox and is
 # checked when it is back ("queued_offline"); "retry_later" only if no frame could be kept.
 _SERVICE = {"throttled", "service_error"}
@@ -255,6 +255,8 @@ async def _verified(services: Services, chat_id: int, user_id: int, session_id: 
         await tell("attempts_exhausted", params)
     elif reason == "no_reference":
         await tell("no_reference", params)
+    elif reason == "too_short":  # a still picture or a one-frame video sent as a note
+        await tell("too_short", params)
     elif reason in _SERVICE:
         kept = await outbox.queue_verification(services, session_id, student_id, chat_id=chat_id, user_id=user_id,
                                                subject=subject, distance_m=distance_m, error=reason)

@@ -118,8 +118,9 @@ class LivenessResult:
     """The verdict on one note. ``live`` is the decision; ``score`` (0..1, live from 0.5) and the
     measurements say how sure it is; ``reasons`` are short keys for logs, reports and the operator.
 
-    ``usable`` is False when the note is not a real recording at all (too short, too few frames
-    with a face): such a note must not match whatever the mode.
+    ``usable`` is False when the note is not a recording at all (under ``min_seconds`` or
+    ``min_frames``: a still JPEG, one frame): such a note must not match whatever the mode. A note
+    with a face on too few frames is usable but not live (the processor refuses it as ``no_face``).
     """
 
     live: bool
@@ -547,7 +548,7 @@ def judge(scan: NoteScan, params: LivenessParams = DEFAULT_PARAMS, ms: float = 0
     if scan.duration_s + 1e-6 < p.min_seconds or scan.frames_decoded < p.min_frames:
         return LivenessResult(False, 0.0, (TOO_SHORT,), False, **base)
     if len(scan.landmarks) < p.min_face_frames:
-        return LivenessResult(False, 0.0, (FEW_FACE_FRAMES,), False, **base)
+        return LivenessResult(False, 0.0, (FEW_FACE_FRAMES,), True, **base)
 
     points = np.asarray(scan.landmarks, dtype=np.float64)
     shape = shape_deformation(points, int(round(p.smooth_s * p.sample_fps)))

@@ -4,7 +4,10 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ..liveness import LivenessResult
 
 # Reasons a verification can end with. Only MISMATCH and NO_FACE are the student's doing, so
 # only those count against FACE_MAX_ATTEMPTS (see verify_queue).
@@ -17,7 +20,12 @@ THROTTLED = "throttled"  # service rate limit after retries: "try again in a min
 SERVICE_ERROR = "service_error"
 BAD_IMAGE = "bad_image"  # the frame bytes are not a decodable image (a bug upstream, not the student)
 INVALID_ID = "invalid_id"  # batch/student id unsafe for a path or S3 key
-STUDENT_FAULTS = frozenset({MISMATCH, NO_FACE})
+# Set by the note processor (verify_queue.VideoNoteProcessor), not by a verifier:
+CORRUPT_VIDEO = "corrupt_video"  # not a decodable video
+NOT_LIVE = "not_live"  # LIVENESS=enforce and the note looks like a photo held up: record a new one
+TOO_SHORT = "too_short"  # under a second, or too few frames (with a face): a still picture, not a recording
+# A refused liveness check counts too: the limit also bounds trying photo after photo.
+STUDENT_FAULTS = frozenset({MISMATCH, NO_FACE, NOT_LIVE})
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
 
@@ -36,7 +44,8 @@ class FaceResult:
 
     ``similarity`` is Rekognition's percent (higher is closer); ``distance`` is dlib's embedding
     distance (lower is closer); ``threshold`` is the one that applied. ``detail`` is for logs only
-    (error codes, never image bytes or credentials).
+    (error codes, never image bytes or credentials). ``liveness`` is the note's liveness verdict,
+    attached by the note processor (None when a verifier is called directly).
     """
 
     matched: bool
@@ -46,6 +55,7 @@ class FaceResult:
     threshold: Optional[float] = None
     backend: str = ""
     detail: str = ""
+    liveness: Optional["LivenessResult"] = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +72,7 @@ class FaceResult:
     def params(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("detail")
+        data.pop("liveness")
         return data
 
 
