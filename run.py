@@ -206,6 +206,24 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return outbox_command(_settings_or_exit(), args.retry)
 
 
+def cmd_verify_video(args: argparse.Namespace) -> int:
+    """One JSON object: face, match against the photo, liveness, timings (docs/presence.md)."""
+    import json
+
+    from integrations.presence.inspect import inspect_note
+
+    settings = _settings_or_exit()
+    try:
+        note, photo = Path(args.note).read_bytes(), Path(args.reference).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    report = inspect_note(note, photo, liveness_mode=args.liveness or settings.liveness,
+                          tolerance=settings.local_face_tolerance, max_seconds=settings.video_max_seconds)
+    print(json.dumps(report))
+    return 0
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from integrations import ops
 
@@ -261,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("outbox", help="attendance and face checks waiting out an outage; --retry delivers now")
     p.add_argument("--retry", action="store_true")
     p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser("verify-video", help="check one video note against a photo: face, match, liveness (JSON)")
+    p.add_argument("note", help="the video note (MP4)")
+    p.add_argument("--reference", required=True, help="the reference photo (JPEG)")
+    p.add_argument("--liveness", choices=["off", "flag", "enforce"], help="default: the LIVENESS setting")
+    p.set_defaults(func=cmd_verify_video)
 
     sub.add_parser("keygen", help="print a new SECRET_KEY").set_defaults(func=cmd_keygen)
     return parser

@@ -132,11 +132,17 @@ class VideoNoteProcessor:
         return self.pool.run(analyse_note, bytes(data), **kwargs)
 
     def __call__(self, job: VerifyJob) -> FaceResult:
-        name = self.verifier.name
         try:
             analysis = self.analyse(job.data)
         except NotePoolError:
-            return FaceResult(False, CORRUPT_VIDEO, backend=name, detail="note worker crashed")
+            return FaceResult(False, CORRUPT_VIDEO, backend=self.verifier.name, detail="note worker crashed")
+        return self.decide(analysis, lambda frame: self.verifier.verify(frame, job.batch, job.student_id))
+
+    def decide(self, analysis: NoteAnalysis, verify: Callable[[bytes], FaceResult]) -> FaceResult:
+        """The rules, first failure wins: unreadable or too long; too short (a still picture);
+        no face (or a face on too few frames); liveness (enforce only); then ``verify(frame)``.
+        The result always carries the liveness verdict."""
+        name = self.verifier.name
         frame, live = analysis.frame, analysis.liveness
         if frame.reason in (CORRUPT_VIDEO, "too_long"):
             return FaceResult(False, frame.reason, backend=name, liveness=live)
@@ -152,7 +158,7 @@ class VideoNoteProcessor:
         if self.liveness == lv.ENFORCE and not live.live:
             return FaceResult(False, NOT_LIVE, backend=name, detail=",".join(live.reasons), liveness=live)
         assert frame.frame_jpeg is not None
-        return replace(self.verifier.verify(frame.frame_jpeg, job.batch, job.student_id), liveness=live)
+        return replace(verify(frame.frame_jpeg), liveness=live)
 
     def start(self) -> None:
         """Start the pool's workers now (models load in the background)."""
