@@ -294,15 +294,18 @@ def _finish_photo(photo: np.ndarray, finish: str, rng: np.random.Generator) -> n
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _finish_frame(frame: np.ndarray, finish: str, rng: np.random.Generator, index: int) -> np.ndarray:
+def _finish_frame(frame: np.ndarray, finish: str, noise: Optional[np.ndarray], rng: np.random.Generator,
+                  index: int) -> np.ndarray:
     """What the camera adds per frame (does not move with the photo)."""
     if finish == "blur":
         return cv2.GaussianBlur(frame, (0, 0), 1.8)
-    if finish in ("noise", "noise_jpeg"):
-        noisy = frame.astype(np.float32) + rng.normal(0, 8, frame.shape)
-        return np.clip(noisy, 0, 255).astype(np.uint8)
+    if finish in ("noise", "noise_jpeg") and noise is not None:
+        # sensor noise, different every frame: a random tile of a larger noise field
+        h, w = frame.shape[:2]
+        y, x = (int(v) for v in rng.integers(0, noise.shape[0] - h, 2))
+        return np.clip(frame.astype(np.int16) + noise[y:y + h, x:x + w], 0, 255).astype(np.uint8)
     if finish == "screen":  # refresh flicker
-        return np.clip(frame.astype(np.float32) * (1 + 0.03 * math.sin(index * 1.7)), 0, 255).astype(np.uint8)
+        return cv2.convertScaleAbs(frame, alpha=1 + 0.03 * math.sin(index * 1.7))
     return frame
 
 
@@ -316,18 +319,18 @@ def spoof_frames(photo: np.ndarray, size: int, motion: str, finish: str, name: s
     if motion == "bent":
         square = _bend(square, 0.35)
     state = {"walk": _shake_walk(rng, n)} if motion == "shake" else {}
-    backdrop = np.full((size, size, 3), (70, 80, 90), np.uint8)
+    noise = None
+    if finish in ("noise", "noise_jpeg"):
+        noise = np.round(rng.standard_normal((2 * size, 2 * size, 3), dtype=np.float32) * 8).astype(np.int16)
     frames = []
+    zoom = np.array([[1.15, 0, -0.075 * size], [0, 1.15, -0.075 * size], [0, 0, 1]])
     for i in range(n):
         t = i / FPS
-        # the photo is a bit larger than the frame, as when held close; edges may show the backdrop
+        # the photo is a bit larger than the frame, as when held close; edges may show the wall behind
         hom = _plane_homography(size, t, motion, state)
-        zoom = np.array([[1.15, 0, -0.075 * size], [0, 1.15, -0.075 * size], [0, 0, 1]])
-        warped = cv2.warpPerspective(square, zoom @ hom, (size, size), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=(70, 80, 90))
-        mask = cv2.warpPerspective(np.full((size, size), 255, np.uint8), zoom @ hom, (size, size))
-        frame = np.where(mask[..., None] > 0, warped, backdrop)
-        frames.append(_finish_frame(frame, finish, rng, i))
+        frame = cv2.warpPerspective(square, zoom @ hom, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(70, 80, 90))
+        frames.append(_finish_frame(frame, finish, noise, rng, i))
     return frames
 
 
