@@ -134,6 +134,9 @@ async def _serve(settings, config) -> None:  # type: ignore[no-untyped-def]
     from integrations.telegram import serve_engine
 
     app = build_app(settings.flows_dir, settings)
+    warm = getattr(app.services.verify_queue.process, "start", None)
+    if callable(warm):  # note workers load their models now, not on the first student's note
+        warm()
 
     async def snapshot_stats() -> None:
         while True:

@@ -62,7 +62,7 @@ NO_FLOW = "flow_unmeasured"  # too few trackable points: judged on the landmarks
 NOT_CHECKED = "not_checked"  # mode off
 
 # Per-point normalisation of the 68 landmarks (dlib order).
-_JAW, _BROWS_TO_OUTER_LIPS = slice(0, 17), list(range(17, 60))
+_BROWS_TO_OUTER_LIPS = list(range(17, 60))
 _LEFT_EYE, _RIGHT_EYE = slice(36, 42), slice(42, 48)
 _ANCHOR = list(range(17, 48))
 _FACE_OUTLINE = list(range(0, 27))  # jaw and brows: the hull that flow points are taken from

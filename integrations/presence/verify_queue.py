@@ -161,7 +161,8 @@ class VideoNoteProcessor:
         return replace(verify(frame.frame_jpeg), liveness=live)
 
     def start(self) -> None:
-        """Start the pool's workers now (models load in the background)."""
+        """Start the pool's workers now (models load in the background, ~1.5 s) instead of on the
+        first note. The bots call this at start-up; tests and one-off commands do not need to."""
         if self.pool is not None:
             self.pool.start()
 
@@ -227,9 +228,6 @@ class VerifyQueue:
         """Start the worker tasks (idempotent; needs a running loop, ``submit`` calls it)."""
         if self._tasks or self._closed:
             return
-        starter = getattr(self.process, "start", None)
-        if callable(starter):
-            starter()
         self._tasks = [asyncio.create_task(self._worker(i), name=f"verify-{i}") for i in range(self.workers)]
 
     async def drain(self) -> None:
