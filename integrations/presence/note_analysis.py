@@ -50,6 +50,21 @@ def analyse_note(
     return NoteAnalysis(frame, live, round(frame_ms, 1), round((time.perf_counter() - started) * 1000, 1))
 
 
+_WORKER_VERIFIERS: dict[tuple[str, float], Any] = {}
+
+
+def verify_in_worker(faces_dir: str, tolerance: float, frame_jpeg: bytes, batch: str, student_id: str) -> Any:
+    """The local (dlib) verification, run in a pool worker: one verifier (and reference cache) per
+    worker process and folder. Returns a FaceResult."""
+    from .faces.local import LocalFaceVerifier
+
+    key = (faces_dir, float(tolerance))
+    verifier = _WORKER_VERIFIERS.get(key)
+    if verifier is None:
+        verifier = _WORKER_VERIFIERS[key] = LocalFaceVerifier(faces_dir, tolerance)
+    return verifier.verify(frame_jpeg, batch, student_id)
+
+
 def warm_up() -> None:
     """Load the detector and landmark models (a pool worker's initializer calls this)."""
     from . import video

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 from . import liveness as lv
 from .faces.base import CORRUPT_VIDEO, NO_FACE, NOT_LIVE, SERVICE_ERROR, STUDENT_FAULTS, TOO_SHORT, FaceResult, FaceVerifier
-from .note_analysis import NoteAnalysis, analyse_note
+from .note_analysis import NoteAnalysis, analyse_note, verify_in_worker
 from .note_pool import NotePool, NotePoolError
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,19 @@ class VideoNoteProcessor:
             analysis = self.analyse(job.data)
         except NotePoolError:
             return FaceResult(False, CORRUPT_VIDEO, backend=self.verifier.name, detail="note worker crashed")
-        return self.decide(analysis, lambda frame: self.verifier.verify(frame, job.batch, job.student_id))
+        return self.decide(analysis, lambda frame: self.verify(frame, job.batch, job.student_id))
+
+    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
+        """``verifier.verify``, in the pool when the verifier can run there (the local dlib one:
+        its ~90 ms embedding would otherwise hold the bot's GIL). Rekognition waits on the
+        network and stays in the thread."""
+        pool_args = getattr(self.verifier, "pool_args", None)
+        if self.pool is None or not callable(pool_args):
+            return self.verifier.verify(frame_jpeg, batch, student_id)
+        try:
+            return self.pool.run(verify_in_worker, *pool_args(), frame_jpeg, batch, student_id)
+        except NotePoolError:
+            return FaceResult(False, SERVICE_ERROR, backend=self.verifier.name, detail="note worker crashed")
 
     def decide(self, analysis: NoteAnalysis, verify: Callable[[bytes], FaceResult]) -> FaceResult:
         """The rules, first failure wins: unreadable or too long; too short (a still picture);

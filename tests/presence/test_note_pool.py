@@ -45,6 +45,26 @@ def test_analysis_runs_in_another_process_and_agrees_with_the_thread(pool: NoteP
         here.liveness.live, here.liveness.score, here.liveness.reasons)
 
 
+def test_local_verification_runs_in_the_pool_too(pool: NotePool, faces_dir: Path, note_bytes) -> None:
+    from integrations.presence.faces.local import LocalFaceVerifier
+
+    async def on_done(outcome: VerifyOutcome) -> None: ...
+
+    class Spy(LocalFaceVerifier):
+        calls = 0
+
+        def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
+            Spy.calls += 1
+            return super().verify(frame_jpeg, batch, student_id)
+
+    here = VideoNoteProcessor(LocalFaceVerifier(faces_dir))(VerifyJob("S", "s1", "b1", note_bytes("obama_2"), on_done))
+    spy = Spy(faces_dir)
+    there = VideoNoteProcessor(spy, pool=pool)(VerifyJob("S", "s1", "b1", note_bytes("obama_2"), on_done))
+    assert (there.matched, there.distance) == (here.matched, here.distance) == (True, here.distance)
+    assert there.liveness is not None and there.liveness.score == here.liveness.score  # type: ignore[union-attr]
+    assert Spy.calls == 0  # the worker built its own verifier; none ran in this process
+
+
 def test_a_dead_worker_is_replaced_and_the_job_reported(pool: NotePool, note_bytes) -> None:
     before = pool.restarts
     with pytest.raises(NotePoolError):
