@@ -33,7 +33,11 @@ class NotePoolError(RuntimeError):
 
 
 def _initialize_worker() -> None:
-    """Runs once in each new worker: build the models before the first note arrives."""
+    """Runs once in each new worker: one OpenCV thread (the pool gives each note one core; more
+    threads per worker only fight each other), and the models built before the first note."""
+    import cv2
+
+    cv2.setNumThreads(1)
     from .note_analysis import warm_up
 
     warm_up()
