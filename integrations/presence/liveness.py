@@ -7,7 +7,8 @@ turns), the mouth and eyes move against the rest. Two independent measurements o
 normalised by the inter-ocular distance (IOD) so they do not depend on resolution or distance:
 
 * **flow**: textured points inside the face are tracked with pyramidal Lucas-Kanade over short
-  segments (~0.3 s); a homography is fitted to each segment (least median of squares) and the
+  segments (~0.3 s); a homography is fitted to each segment (least squares, refitted without the
+  worst 20 % of tracks) and the
   80th-percentile residual is taken. Precise (sub-pixel) but blind to slow expression changes.
 * **shape**: dlib's 68 landmarks on every sampled frame are aligned to their mean by one
   homography fitted on the inner face (brows, eyes, nose, outer lips); what remains after light
@@ -57,11 +58,11 @@ DEFORMS = "face_deforms"  # shape: landmarks move against each other (mouth, eye
 BLINK = "blink"
 PLANAR = "planar_motion"  # flow: the face moves as one plane (a photo)
 RIGID = "rigid_landmarks"  # shape: landmarks keep their layout
-NO_MOTION = "no_motion"  # nothing moves at all (a still picture encoded as a video)
+NO_MOTION = "no_motion"  # the face hardly moves (a still picture encoded as a video)
 NO_FLOW = "flow_unmeasured"  # too few trackable points: judged on the landmarks alone
 NOT_CHECKED = "not_checked"  # mode off
 
-# Per-point normalisation of the 68 landmarks (dlib order).
+# Groups of the 68 landmarks (dlib order).
 _BROWS_TO_OUTER_LIPS = list(range(17, 60))
 _LEFT_EYE, _RIGHT_EYE = slice(36, 42), slice(42, 48)
 _ANCHOR = list(range(17, 48))

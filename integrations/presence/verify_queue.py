@@ -173,7 +173,7 @@ class VideoNoteProcessor:
         return replace(verify(frame.frame_jpeg), liveness=live)
 
     def start(self) -> None:
-        """Start the pool's workers now (models load in the background, ~1.5 s) instead of on the
+        """Start the pool's workers now (models load in the background, ~2 s) instead of on the
         first note. The bots call this at start-up; tests and one-off commands do not need to."""
         if self.pool is not None:
             self.pool.start()
