@@ -6,6 +6,7 @@ start-up with one message that names every problem.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
@@ -80,6 +81,10 @@ class Settings(BaseSettings):
     video_max_seconds: int = Field(60, gt=0)
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
+    # worker processes that decode notes (frame, liveness) off the event loop; 0: in the verify threads.
+    # Default: one core fewer than the machine has (1 on 2 cores), so the bot keeps a core.
+    verify_processes: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=0, le=64)
+    liveness: Literal["off", "flag", "enforce"] = "flag"  # passive liveness of video notes (docs/presence.md)
     outbox_interval_seconds: float = Field(15.0, gt=0)  # how often waiting attendance is retried
 
     @field_validator("timezone")

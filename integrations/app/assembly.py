@@ -39,6 +39,7 @@ from integrations.hooks.registry import build_registry
 from integrations.presence.attempts import SlidingWindow
 from integrations.presence.faces import make_verifier
 from integrations.presence.faces.base import FaceVerifier
+from integrations.presence.note_pool import NotePool
 from integrations.presence.verify_queue import (
     Processor,
     VerifyQueue,
@@ -80,6 +81,7 @@ class App:
     outbox: OutboxWorker
     verifier: FaceVerifier
     notify: Notifier
+    note_pool: Optional[NotePool] = None
     connect: bool = True  # False: the caller connected the database already (tests)
     ephemeral_db: bool = False  # without MONGODB_URI: a private in-memory database (simulations, demo)
     owns_roster: bool = True  # closed by stop() only when build_app made it
@@ -138,6 +140,8 @@ class App:
         await self.drain()
         await self.engine.stop()
         await self.services.verify_queue.close()
+        if self.note_pool is not None:
+            self.note_pool.close()
         await self.outbox.stop()
         self.services.reports.shutdown()
         if self.owns_roster:
@@ -184,7 +188,10 @@ def build_app(
     service = roster if isinstance(roster, RosterService) else RosterService(roster)
     verifier = verifier or make_verifier(settings)
     frames = FrameKeeper(verifier)  # keeps frames the face service could not check, for the outbox
-    processor = processor or VideoNoteProcessor(frames, max_seconds=settings.video_max_seconds)
+    # Decoding (and the local verifier) in worker processes, so notes never hold the loop's GIL.
+    pool = NotePool(settings.verify_processes) if settings.verify_processes > 0 and processor is None else None
+    processor = processor or VideoNoteProcessor(frames, max_seconds=settings.video_max_seconds,
+                                                liveness=settings.liveness, pool=pool)
     queue = VerifyQueue.from_settings(processor, settings)
     notify = Notifier()
     reports = ReportScheduler(service, notify, buffer_s=settings.report_buffer_seconds, timezone=settings.timezone,
@@ -201,6 +208,6 @@ def build_app(
     notify.bind(engine.post_event)
     worker = OutboxWorker(service, verifier, notify, timezone=settings.timezone,
                           interval=outbox_interval or settings.outbox_interval_seconds)
-    return App(settings, engine, services, worker, verifier, notify, connect=connect, ephemeral_db=ephemeral_db,
+    return App(settings, engine, services, worker, verifier, notify, pool, connect=connect, ephemeral_db=ephemeral_db,
                owns_roster=owns_roster,
                owns_verifier=owns_verifier)

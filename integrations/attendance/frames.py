@@ -24,6 +24,9 @@ class FrameKeeper(FaceVerifier):
     def __init__(self, inner: FaceVerifier, keep: int = 256):
         self.inner = inner
         self.name = inner.name
+        pool_args = getattr(inner, "pool_args", None)
+        if callable(pool_args):  # the local verifier may run in the note pool: keep that possible
+            self.pool_args = pool_args
         self.keep = keep
         self._frames: "collections.OrderedDict[str, tuple[str, bytes]]" = collections.OrderedDict()
         self._lock = threading.Lock()

@@ -26,7 +26,7 @@ from integrations.storage.documents import Session, utcnow
 log = logging.getLogger(__name__)
 
 # Face reasons the student can fix by recording again: the event the flow answers with.
-_RETRYABLE = {names.MISMATCH: names.MISMATCH, names.NO_FACE: names.NO_FACE}
+_RETRYABLE = {names.MISMATCH: names.MISMATCH, names.NO_FACE: names.NO_FACE, names.NOT_LIVE: names.NOT_LIVE}
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,8 @@ class VerificationWorkflow:
                                    check.student_id)
             await self._submit(check, names.FAILED)
             await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
+        elif reason == names.TOO_SHORT:  # a still picture or a one-frame video sent as a note
+            await self._tell(check, names.TOO_SHORT, params)
         elif reason == names.NO_REFERENCE:
             await self._tell(check, names.NO_REFERENCE, params)
         elif reason in names.FACE_SERVICE_DOWN:

@@ -32,7 +32,12 @@ NO_FACE = "no_face"
 THROTTLED = "throttled"
 SERVICE_ERROR = "service_error"
 FACE_SERVICE_DOWN = frozenset({THROTTLED, SERVICE_ERROR})  # the face service, not the student
-STUDENT_FACE_FAULTS = frozenset({MISMATCH, NO_FACE})  # reasons a student can fix by recording again
+NOT_LIVE = "not_live"  # LIVENESS=enforce and the note looks like a photo held up: record a new one
+TOO_SHORT = "too_short"  # under a second, or too few frames with a face: a still picture, not a recording
+CORRUPT_VIDEO = "corrupt_video"  # not a decodable video
+# Reasons a student can fix by recording again; they count toward FACE_MAX_ATTEMPTS (a refused
+# liveness check too: the limit also bounds trying photo after photo).
+STUDENT_FACE_FAULTS = frozenset({MISMATCH, NO_FACE, NOT_LIVE})
 
 # -- attendance
 PRESENT, ABSENT, FAILED = "present", "absent", "failed"

@@ -1,5 +1,8 @@
 """Bounded verification queue: face checks run in a thread pool so the bot keeps answering.
 
+The decoding half of each check (frame choice, liveness) can run in a process pool
+(:class:`.note_pool.NotePool`, ``VERIFY_PROCESSES``), so it never holds the event loop's GIL.
+
 ``submit`` never blocks and never drops silently: it returns False when the queue is full (or
 closed) and the caller tells the student to resend. Each job's async ``on_done`` receives a
 :class:`VerifyOutcome`. Failed attempts are counted per (session, student): only the student's
@@ -13,16 +16,22 @@ import logging
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Optional
 
+from integrations.presence import liveness as lv
 from integrations.presence.faces.base import (
+    CORRUPT_VIDEO,
+    NO_FACE,
+    NOT_LIVE,
     SERVICE_ERROR,
     STUDENT_FAULTS,
+    TOO_SHORT,
     FaceResult,
     FaceVerifier,
 )
-from integrations.presence.video import extract_frame
+from integrations.presence.note_analysis import NoteAnalysis, analyse_note, verify_in_worker
+from integrations.presence.note_pool import NotePool, NotePoolError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,11 @@ class VerifyOutcome:
     @property
     def message_key(self) -> str:
         return self.reason
+
+    @property
+    def liveness(self) -> Optional[lv.LivenessResult]:
+        """The note's liveness verdict (None when the note was not analysed, e.g. attempts exhausted)."""
+        return self.face.liveness if self.face is not None else None
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -86,24 +100,96 @@ Processor = Callable[[VerifyJob], FaceResult]
 
 
 class VideoNoteProcessor:
-    """Default blocking work: pick the frame from the note, then ask the verifier.
+    """Default blocking work: analyse the note (frame + liveness), then ask the verifier.
 
     ``require_face=False`` sends frame 7 to the verifier even when the cheap detector saw no face
     (useful with Rekognition, whose detector is better; costs a paid call per faceless note).
+
+    ``liveness`` is the LIVENESS mode: ``off`` (only the minimum length is checked), ``flag`` (the
+    verdict rides along on the result, ``FaceResult.liveness``, and a doubtful note still matches)
+    or ``enforce`` (a doubtful note is refused with ``not_live`` and the verifier is not called).
+    Whatever the mode, a note under a second or with too few frames (with a face) is refused with
+    ``too_short``: a still picture sent as a note must not match.
+
+    ``pool`` runs the analysis in worker processes; without one it runs in the calling thread.
     """
 
-    def __init__(self, verifier: FaceVerifier, *, require_face: bool = True, max_seconds: Optional[float] = None):
+    def __init__(
+        self,
+        verifier: FaceVerifier,
+        *,
+        require_face: bool = True,
+        max_seconds: Optional[float] = None,
+        liveness: str = lv.FLAG,
+        liveness_params: lv.LivenessParams = lv.DEFAULT_PARAMS,
+        pool: Optional[NotePool] = None,
+    ):
+        if liveness not in lv.MODES:
+            raise ValueError(f"unknown liveness mode {liveness!r} (expected one of {', '.join(lv.MODES)})")
         self.verifier = verifier
         self.require_face = require_face
         self.max_seconds = max_seconds
+        self.liveness = liveness
+        self.liveness_params = liveness_params
+        self.pool = pool
+
+    def analyse(self, data: bytes) -> NoteAnalysis:
+        """The decoding half, in the pool when there is one."""
+        kwargs = dict(liveness_mode=self.liveness, max_seconds=self.max_seconds, params=self.liveness_params)
+        if self.pool is None:
+            return analyse_note(data, **kwargs)
+        return self.pool.run(analyse_note, bytes(data), **kwargs)
 
     def __call__(self, job: VerifyJob) -> FaceResult:
-        frame = extract_frame(job.data, max_seconds=self.max_seconds)
-        usable = frame.ok or (frame.reason == "no_face" and not self.require_face and frame.frame_jpeg)
+        try:
+            analysis = self.analyse(job.data)
+        except NotePoolError:
+            return FaceResult(False, CORRUPT_VIDEO, backend=self.verifier.name, detail="note worker crashed")
+        return self.decide(analysis, lambda frame: self.verify(frame, job.batch, job.student_id))
+
+    def verify(self, frame_jpeg: bytes, batch: str, student_id: str) -> FaceResult:
+        """``verifier.verify``, in the pool when the verifier can run there (the local dlib one:
+        its ~90 ms embedding would otherwise hold the bot's GIL). Rekognition waits on the
+        network and stays in the thread."""
+        pool_args = getattr(self.verifier, "pool_args", None)
+        if self.pool is None or not callable(pool_args):
+            return self.verifier.verify(frame_jpeg, batch, student_id)
+        try:
+            return self.pool.run(verify_in_worker, *pool_args(), frame_jpeg, batch, student_id)
+        except NotePoolError:
+            return FaceResult(False, SERVICE_ERROR, backend=self.verifier.name, detail="note worker crashed")
+
+    def decide(self, analysis: NoteAnalysis, verify: Callable[[bytes], FaceResult]) -> FaceResult:
+        """The rules, first failure wins: unreadable or too long; too short (a still picture);
+        no face (or a face on too few frames); liveness (enforce only); then ``verify(frame)``.
+        The result always carries the liveness verdict."""
+        name = self.verifier.name
+        frame, live = analysis.frame, analysis.liveness
+        if frame.reason in (CORRUPT_VIDEO, "too_long"):
+            return FaceResult(False, frame.reason, backend=name, liveness=live)
+        if not live.usable:  # under a second or too few frames: a still picture, not a recording
+            reason = CORRUPT_VIDEO if live.reason == lv.CORRUPT else TOO_SHORT
+            return FaceResult(False, reason, backend=name, detail=live.reason, liveness=live)
+        few_faces = live.reason == lv.FEW_FACE_FRAMES
+        if self.require_face and (few_faces or not frame.ok):  # a face on too few frames is no face
+            return FaceResult(False, NO_FACE, backend=name, detail=live.reason, liveness=live)
+        usable = frame.ok or (frame.reason == NO_FACE and not self.require_face and frame.frame_jpeg)
         if not usable:
-            return FaceResult(False, frame.reason, backend=self.verifier.name)
+            return FaceResult(False, frame.reason, backend=name, liveness=live)
+        if self.liveness == lv.ENFORCE and not live.live:
+            return FaceResult(False, NOT_LIVE, backend=name, detail=",".join(live.reasons), liveness=live)
         assert frame.frame_jpeg is not None
-        return self.verifier.verify(frame.frame_jpeg, job.batch, job.student_id)
+        return replace(verify(frame.frame_jpeg), liveness=live)
+
+    def start(self) -> None:
+        """Start the pool's workers now (models load in the background, ~2 s) instead of on the
+        first note. The bots call this at start-up; tests and one-off commands do not need to."""
+        if self.pool is not None:
+            self.pool.start()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def _p95(values: "deque[float]") -> Optional[float]:
@@ -178,6 +264,9 @@ class VerifyQueue:
         self._tasks = []
         if self._own_executor:
             self._executor.shutdown(wait=False)
+        closer = getattr(self.process, "close", None)
+        if callable(closer):
+            await asyncio.to_thread(closer)
 
     # -- submitting ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
 from integrations.foundation.timefmt import as_utc
 from integrations.presence.faces import make_verifier
+from integrations.presence.inspect import inspect_note
 from integrations.roster import records
 from integrations.roster.csv_import import CsvImportError, import_roster
 from integrations.roster.service import RosterService
@@ -255,6 +256,20 @@ def outbox_command(settings: Settings, retry: bool = False, *, out: TextIO = sys
         return 1 if result.remaining and not result.ok else 0
 
 
+# ------------------------------------------------------------------------------------ verify-video
+def verify_video(settings: Settings, note_path: str, reference_path: str, liveness: Optional[str]) -> int:
+    """One JSON object: face, match against the photo, liveness, timings (docs/presence.md)."""
+    try:
+        note, photo = Path(note_path).read_bytes(), Path(reference_path).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    report = inspect_note(note, photo, liveness_mode=liveness or settings.liveness,
+                          tolerance=settings.local_face_tolerance, max_seconds=settings.video_max_seconds)
+    print(json.dumps(report))
+    return 0
+
+
 # -------------------------------------------------------------------------------------- the parser
 def register(sub: Any) -> None:
     p = sub.add_parser("health", help="store, settings, face verifier, scheduler and bots; exit 1 if unhealthy")
@@ -282,6 +297,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("outbox", help="attendance and face checks waiting out an outage; --retry delivers now")
     p.add_argument("--retry", action="store_true")
     p.set_defaults(func=lambda a: outbox_command(settings_or_exit(), a.retry))
+
+    p = sub.add_parser("verify-video", help="check one video note against a photo: face, match, liveness (JSON)")
+    p.add_argument("note", help="the video note (MP4)")
+    p.add_argument("--reference", required=True, help="the reference photo (JPEG)")
+    p.add_argument("--liveness", choices=["off", "flag", "enforce"], help="default: the LIVENESS setting")
+    p.set_defaults(func=lambda a: verify_video(settings_or_exit(), a.note, a.reference, a.liveness))
 
     sub.add_parser("keygen", help="print a new SECRET_KEY").set_defaults(func=lambda a: keygen())
 

@@ -39,6 +39,8 @@ async def _serve(settings: Settings, config: TelegramConfig) -> None:
             logging.getLogger("stats").info("verify queue %s; telegram %s", app.verify_queue.stats(),
                                             runtime.stats())
 
+    if app.note_pool is not None:  # note workers load their models now, not on the first student's note
+        app.note_pool.start()
     await app.start()
     task = asyncio.create_task(snapshot_stats())
     try:

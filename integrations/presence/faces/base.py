@@ -4,7 +4,10 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from integrations.presence.liveness import LivenessResult
 
 # Reasons a verification can end with. Only MISMATCH and NO_FACE are the student's doing, so
 # only those count against FACE_MAX_ATTEMPTS (see verify_queue).
@@ -19,6 +22,10 @@ STORED = "stored"  # store_reference succeeded
 NO_REFERENCE = "no_reference"  # no reference photo enrolled: the student must see the teacher
 BAD_IMAGE = "bad_image"  # the frame bytes are not a decodable image (a bug upstream, not the student)
 INVALID_ID = "invalid_id"  # batch/student id unsafe for a path or S3 key
+# Set by the note processor (verify_queue.VideoNoteProcessor), not by a verifier:
+from integrations.foundation.names import CORRUPT_VIDEO as CORRUPT_VIDEO  # noqa: E402
+from integrations.foundation.names import NOT_LIVE as NOT_LIVE  # noqa: E402
+from integrations.foundation.names import TOO_SHORT as TOO_SHORT  # noqa: E402
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
 
@@ -37,7 +44,8 @@ class FaceResult:
 
     ``similarity`` is Rekognition's percent (higher is closer); ``distance`` is dlib's embedding
     distance (lower is closer); ``threshold`` is the one that applied. ``detail`` is for logs only
-    (error codes, never image bytes or credentials).
+    (error codes, never image bytes or credentials). ``liveness`` is the note's liveness verdict,
+    attached by the note processor (None when a verifier is called directly).
     """
 
     matched: bool
@@ -47,6 +55,7 @@ class FaceResult:
     threshold: Optional[float] = None
     backend: str = ""
     detail: str = ""
+    liveness: Optional["LivenessResult"] = None
 
     @property
     def ok(self) -> bool:
@@ -63,6 +72,7 @@ class FaceResult:
     def params(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("detail")
+        data.pop("liveness")
         return data
 
 

@@ -73,6 +73,12 @@ class LocalFaceVerifier(FaceVerifier):
     def from_settings(cls, settings: Any) -> "LocalFaceVerifier":
         return cls(settings.faces_dir, settings.local_face_tolerance)
 
+    def pool_args(self) -> tuple[str, float]:
+        """What a worker process needs to build the same verifier (see note_analysis.verify_in_worker):
+        the embedding holds the GIL for ~90 ms, so with a note pool it runs there too. References
+        are files, so a photo enrolled here is seen by the workers (cache keyed by mtime)."""
+        return (str(self.faces_dir), self.tolerance)
+
     # -- embedding -------------------------------------------------------------------------
 
     def embed(self, rgb: np.ndarray, upsamples: tuple[int, ...] = (0, 1)) -> Optional[np.ndarray]:
