@@ -200,7 +200,8 @@ async def teacher_action(request: Request, me: Principal) -> Response:
 async def codes(request: Request, me: Principal) -> Response:
     batches = await run_blocking(queries.codes, "batch")
     subjects = await run_blocking(queries.codes, "subject")
-    return render(request, "codes.html", {"batches": batches, "subjects": subjects, "forms": {}}, principal=me)
+    return render(request, "codes.html", {"batches": batches, "subjects": subjects, "forms": {}, "empty": forms.Form()},
+                  principal=me)
 
 
 @page(admin=True)
@@ -228,7 +229,7 @@ async def code_action(request: Request, me: Principal) -> Response:
             return redirect("/codes", {"new": "created", "edit": "saved"}.get(action, action + "d"))
     batches = await run_blocking(queries.codes, "batch")
     subjects = await run_blocking(queries.codes, "subject")
-    return render(request, "codes.html", {"batches": batches, "subjects": subjects, "forms": {kind: form}},
+    return render(request, "codes.html", {"batches": batches, "subjects": subjects, "forms": {kind: form}, "empty": forms.Form()},
                   status=400, principal=me)
 
 
