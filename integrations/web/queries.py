@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
@@ -64,12 +67,62 @@ def _session_filter(p: Principal, extra: Optional[dict[str, Any]] = None) -> dic
     return query
 
 
-def _present_counts(session_ids: list[ObjectId]) -> dict[ObjectId, int]:
-    if not session_ids:
-        return {}
-    pipeline = [{"$match": {"session": {"$in": session_ids}, "status": PRESENT}},
-                {"$group": {"_id": "$session", "n": {"$sum": 1}}}]
-    return {d["_id"]: int(d["n"]) for d in AttendanceRecord._get_collection().aggregate(pipeline)}
+class PresentCache:
+    """Who was present in each *closed* session, kept for CLOSED_CACHE_S seconds (per process).
+
+    History pages read every session of a range; one indexed query per session is cheap on
+    MongoDB but costs ~15-40 ms each on the embedded SecantusDB (and a `$in` over many sessions
+    far more), so closed sessions are remembered briefly. Open sessions are always read fresh; a
+    closed one can still change (a late face check from the outbox), which shows after at most
+    CLOSED_CACHE_S.
+    """
+
+    def __init__(self, ttl_s: float = C.CLOSED_CACHE_S, size: int = C.CLOSED_CACHE_SESSIONS) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._data: OrderedDict[ObjectId, tuple[float, frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def present(self, session_ids: Iterable[ObjectId], closed: set[ObjectId]) -> dict[ObjectId, frozenset[str]]:
+        now = time.monotonic()
+        found: dict[ObjectId, frozenset[str]] = {}
+        missing = []
+        with self._lock:
+            for key in session_ids:
+                hit = self._data.get(key)
+                if hit is not None and hit[0] > now and key in closed:
+                    found[key] = hit[1]
+                else:
+                    missing.append(key)
+        coll = AttendanceRecord._get_collection()
+        for key in missing:  # the (session, student_id) index serves each of these
+            found[key] = frozenset(r["student_id"] for r in coll.find({"session": key, "status": PRESENT},
+                                                                       {"student_id": 1, "_id": 0}))
+        with self._lock:
+            for key in missing:
+                if key in closed:
+                    self._data[key] = (now + self.ttl_s, found[key])
+                    self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+PRESENT_CACHE = PresentCache()
+
+
+def _closed(docs: Iterable[dict[str, Any]]) -> set[ObjectId]:
+    now = utcnow()
+    return {d["_id"] for d in docs
+            if d.get("status") != "open" or (d.get("expires_at") is not None and as_utc(d["expires_at"]) <= now)}
+
+
+def _present_counts(docs: list[dict[str, Any]]) -> dict[ObjectId, int]:
+    present = PRESENT_CACHE.present([d["_id"] for d in docs], _closed(docs))
+    return {key: len(ids) for key, ids in present.items()}
 
 
 def _teacher_names(ids: Iterable[Any]) -> dict[Any, str]:
@@ -80,14 +133,15 @@ def _teacher_names(ids: Iterable[Any]) -> dict[Any, str]:
     return {d["_id"]: d.get("name") or d.get("email", "") for d in docs}
 
 
-def _session_rows(query: dict[str, Any], skip: int = 0, limit: int = C.PAGE_SIZE) -> list[SessionRow]:
-    pipeline: list[dict[str, Any]] = [
-        {"$match": query}, {"$sort": {"opened_at": -1}}, {"$skip": skip}, {"$limit": limit},
-        {"$project": {"subject": 1, "batches": 1, "teacher": 1, "opened_at": 1, "expires_at": 1, "status": 1,
-                      "n": {"$size": {"$ifNull": ["$students", []]}}}},
-    ]
-    docs = list(Session._get_collection().aggregate(pipeline))
-    present = _present_counts([d["_id"] for d in docs])
+_LISTED = {"subject": 1, "batches": 1, "teacher": 1, "opened_at": 1, "expires_at": 1, "status": 1}
+
+
+def _session_rows(docs: list[dict[str, Any]]) -> list[SessionRow]:
+    """Rows for sessions already read (without their snapshot): sizes, present counts, teachers."""
+    sizes = {d["_id"]: int(d["n"]) for d in Session._get_collection().aggregate([
+        {"$match": {"_id": {"$in": [d["_id"] for d in docs]}}},
+        {"$project": {"n": {"$size": {"$ifNull": ["$students", []]}}}}])} if docs else {}
+    present = _present_counts(docs)
     names = _teacher_names(d.get("teacher") for d in docs)
     now = utcnow()
     rows = []
@@ -96,18 +150,22 @@ def _session_rows(query: dict[str, Any], skip: int = 0, limit: int = C.PAGE_SIZE
         is_open = d.get("status") == "open" and expires is not None and as_utc(expires) > now
         rows.append(SessionRow(str(d["_id"]), d.get("subject", ""), list(d.get("batches") or []),
                                names.get(d.get("teacher"), ""), d.get("opened_at"), expires,
-                               "open" if is_open else "closed", int(d.get("n", 0)), present.get(d["_id"], 0)))
+                               "open" if is_open else "closed", sizes.get(d["_id"], 0), present.get(d["_id"], 0)))
     return rows
 
 
 def today_sessions(p: Principal, zone: str) -> list[SessionRow]:
-    return _session_rows(_session_filter(p, {"opened_at": {"$gte": start_of_day(zone)}}), limit=200)
+    query = _session_filter(p, {"opened_at": {"$gte": start_of_day(zone)}})
+    return _session_rows(list(Session._get_collection().find(query, _LISTED).sort("opened_at", -1).limit(200)))
 
 
 def sessions_page(p: Principal, page: int) -> tuple[list[SessionRow], int]:
-    query = _session_filter(p)
-    total = Session._get_collection().count_documents(query)
-    return _session_rows(query, skip=(page - 1) * C.PAGE_SIZE), total
+    """One read of the (small) list fields of every session in scope: the count and the page."""
+    listed = list(Session._get_collection().find(_session_filter(p), {"_id": 1}).sort("opened_at", -1))
+    chosen = [d["_id"] for d in listed[(page - 1) * C.PAGE_SIZE: page * C.PAGE_SIZE]]
+    docs = list(Session._get_collection().find({"_id": {"$in": chosen}}, _LISTED).sort("opened_at", -1)) \
+        if chosen else []
+    return _session_rows(docs), len(listed)
 
 
 def session_for(p: Principal, session_id: str) -> Optional[Session]:
@@ -224,11 +282,9 @@ def students_page(p: Principal, q: str, batch: str, page: int) -> tuple[list[dic
         query["batch"] = batch
     elif not p.is_admin:
         query["batch"] = {"$in": sorted(p.batches)}
-    coll = Student._get_collection()
-    total = coll.count_documents(query)
-    docs = list(coll.find(query, {"student_id": 1, "name": 1, "batch": 1, "phone": 1})
-                .sort("student_id", 1).skip((page - 1) * C.PAGE_SIZE).limit(C.PAGE_SIZE))
-    return docs, total
+    listed = list(Student._get_collection().find(query, {"student_id": 1, "name": 1, "batch": 1, "_id": 0})
+                  .sort("student_id", 1))  # one read gives the count and the page
+    return listed[(page - 1) * C.PAGE_SIZE: page * C.PAGE_SIZE], len(listed)
 
 
 def student_for(p: Principal, student_id: str) -> Optional[Student]:
@@ -316,14 +372,13 @@ def batch_history(p: Principal, batch: str, start: dt.datetime, end: dt.datetime
         return None
     query = _range(_session_filter(p, {"batches": batch}), start, end)
     docs = list(Session._get_collection().find(
-        query, {"opened_at": 1, "subject": 1, "students.student_id": 1, "students.batch": 1, "students.name": 1})
+        query, {"opened_at": 1, "subject": 1, "status": 1, "expires_at": 1, "students.student_id": 1,
+                "students.batch": 1, "students.name": 1})
         .sort("opened_at", 1).limit(C.HISTORY_MAX_SESSIONS + 1))
     history = History(truncated=len(docs) > C.HISTORY_MAX_SESSIONS)
     docs = docs[: C.HISTORY_MAX_SESSIONS]
-    ids = [d["_id"] for d in docs]
-    present: set[tuple[ObjectId, str]] = {
-        (r["session"], r["student_id"]) for r in AttendanceRecord._get_collection().find(
-            {"session": {"$in": ids}, "status": PRESENT}, {"session": 1, "student_id": 1, "_id": 0})}
+    by_session = PRESENT_CACHE.present([d["_id"] for d in docs], _closed(docs))
+    present = {(key, sid) for key, ids in by_session.items() for sid in ids}
     lines: dict[str, StudentLine] = {}
     for d in docs:
         members = [s for s in d.get("students") or [] if s.get("batch") == batch]
@@ -355,14 +410,18 @@ def student_history(p: Principal, student_id: str, start: dt.datetime,
     if student is None:
         return None
     query = _range(_session_filter(p, {"students.student_id": student_id}), start, end)
-    docs = list(Session._get_collection().find(query, {"opened_at": 1, "subject": 1})
+    docs = list(Session._get_collection().find(query, {"opened_at": 1, "subject": 1, "status": 1, "expires_at": 1})
                 .sort("opened_at", 1).limit(C.HISTORY_MAX_SESSIONS))
-    records = {r["session"]: r for r in AttendanceRecord._get_collection().find(
-        {"session": {"$in": [d["_id"] for d in docs]}, "student_id": student_id},
-        {"session": 1, "status": 1, "method": 1, "note": 1})}
+    present = PRESENT_CACHE.present([d["_id"] for d in docs], _closed(docs))
+    # each record's method and note (and "failed") for the latest sessions only: one indexed read each
+    coll = AttendanceRecord._get_collection()
     visits = []
     for d in docs:
-        rec = records.get(d["_id"]) or {}
+        here = student_id in present.get(d["_id"], frozenset())
         visits.append(StudentVisit(str(d["_id"]), d["opened_at"], d.get("subject", ""),
-                                   rec.get("status", "absent"), rec.get("method", ""), rec.get("note") or ""))
+                                   "present" if here else "absent"))
+    for visit, d in list(zip(visits, docs))[-C.STUDENT_DETAIL_SESSIONS:]:  # method, note, failed: the latest
+        rec = coll.find_one({"session": d["_id"], "student_id": student_id}, {"status": 1, "method": 1, "note": 1})
+        if rec is not None:
+            visit.status, visit.method, visit.note = rec["status"], rec.get("method", ""), rec.get("note") or ""
     return student, visits
