@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     liveness: Literal["off", "flag", "enforce"] = "flag"  # passive liveness of video notes (docs/presence.md)
     outbox_interval_seconds: float = Field(15.0, gt=0)  # how often waiting attendance is retried
 
+    # --- the web admin panel (integrations/web, docs/web.md)
+    web_enabled: bool = True  # `run.py run` serves the panel beside the bots
+    web_host: str = "127.0.0.1"  # keep it on loopback and put a TLS reverse proxy in front
+    web_port: int = Field(8080, ge=0, le=65535)
+    web_secure_cookies: bool = False  # true behind TLS: the login cookie is only sent over https
+    web_session_hours: float = Field(12.0, gt=0, le=24 * 30)  # a login lasts this long
+    web_upload_max_bytes: int = Field(10 * 1024 * 1024, gt=0, le=50 * 1024 * 1024)  # photos and CSV files
+    web_attendance_threshold: float = Field(75.0, ge=0, le=100)  # history: students below this are highlighted
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -10,18 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from engine import Simulator, SimUser
-from integrations.app.assembly import build_app
+from integrations.app.assembly import App, build_app
+from integrations.app.panel import context_for_app, wait_for_signal
 from integrations.app.simulation import faces_source
+from integrations.foundation.crypto import hash_password
 from integrations.presence.media_reader import read_video_note
+from integrations.roster import records
 from integrations.roster.csv_import import import_roster
 from integrations.settings import get_settings
 from integrations.storage.documents import AttendanceRecord
+from integrations.web.server import Panel
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "demo_data"
@@ -124,7 +130,24 @@ async def _student(sim: Simulator, s: Student, code: str, media: Path, delay: fl
             return
 
 
-async def run_demo(echo: bool = True) -> int:
+DEMO_ADMIN = "admin@example.edu"
+
+
+async def keep_panel_open(app: App, host: str, port: int) -> None:
+    """`demo --web`: serve the admin panel on the demo's data until Ctrl-C (a newcomer looks around)."""
+    password = secrets.token_urlsafe(9)
+    records.create_admin(DEMO_ADMIN, hash_password(password))
+    panel = await Panel(context_for_app(app), host, port).start()
+    print(f"\nWeb panel on the demo's data: http://{host}:{panel.port}/\n"
+          f"  admin:   {DEMO_ADMIN} / {password}   (made for this demo only)\n"
+          "  teacher: asha.rao@example.edu / demo-pass-1\nCtrl-C stops.", flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await panel.stop()
+
+
+async def run_demo(echo: bool = True, web: Optional[tuple[str, int]] = None) -> int:
     started = time.monotonic()
     students = _class()
     media = prepare(faces_source(), students)
@@ -169,6 +192,8 @@ async def run_demo(echo: bool = True) -> int:
         verdict = "as expected" if present == honest else f"EXPECTED {honest}"
         print(f"\n{present} of {CLASS_SIZE} marked present ({verdict}); demo finished in "
               f"{time.monotonic() - started:.1f} s.")
+        if web is not None:
+            await keep_panel_open(app, *web)
         return 1 if missing or present != honest else 0
     finally:
         await app.stop()

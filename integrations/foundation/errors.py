@@ -36,6 +36,7 @@ class ApiError(RosterError):
     """The external attendance API failed or answered something we cannot use."""
 PHONE_MISMATCH = "phone_mismatch"  # the contact's phone is not the account's phone
 OTP_IN_USE = "otp_in_use"  # another open session already uses this code
+DUPLICATE = "duplicate"  # the web panel: that email, student id or code exists already
 
 # Keys that mean "the service is not answering" rather than "you did it wrong".
 UNAVAILABLE_KEYS = frozenset({API_UNAVAILABLE, BAD_RESPONSE, SESSION_CONFLICT, SESSION_EXPIRED, NOT_LOGGED_IN,

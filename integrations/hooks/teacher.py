@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, Iterable, Sequence
 
 from engine import HookContext, HookRegistry, HookResult
+from integrations.attendance import marks
 from integrations.attendance.reports import build_report
 from integrations.attendance.services import Services
 from integrations.foundation import names
@@ -223,19 +224,15 @@ async def manual_mark(ctx: HookContext) -> HookResult:
     """`/mark STUDENT_ID REASON`: the teacher vouches for a student; stored as method=manual."""
     services = services_of(ctx)
     student_id, _, reason = str(ctx.data.get("command_args") or "").strip().partition(" ")
-    if not student_id or not reason.strip() or len(student_id) > 64:
-        return HookResult("invalid", {"marked_id": student_id[:64], "marked_name": ""})
+    if not marks.valid_request(student_id, reason):
+        return HookResult("invalid", {"marked_id": student_id[:marks.MAX_STUDENT_ID], "marked_name": ""})
     session = await _open_session(ctx)
     if session is None:
         return HookResult("closed")
-    entry = session.student(student_id)
-    data = {"marked_id": student_id, "marked_name": entry.name if entry else ""}
-    if entry is None:
-        return HookResult("unknown", data)
-    result = await services.roster.submit_attendance(str(session.id), student_id, names.PRESENT, names.BY_HAND)
-    await services.roster.set_note(str(session.id), student_id, f"manual by teacher: {reason.strip()[:200]}")
-    log.info("manual mark of %s in session %s", student_id, session.id)
-    return HookResult("ok" if result.changed else "already", data)
+    result = await marks.manual_mark(services.roster, session, student_id, reason, by="teacher")
+    if result.outcome == marks.CLOSED:
+        return HookResult("closed")
+    return HookResult(result.outcome, {"marked_id": result.student_id, "marked_name": result.name})
 
 
 async def last_report(ctx: HookContext) -> HookResult:

@@ -35,7 +35,8 @@ class LocalRoster(RosterBackend):
     def login(self, telegram_id: int, phone: str, email: str, password: str) -> TeacherInfo:
         email = email.strip().lower()
         teacher = Teacher.objects(email=email).first()
-        if not verify_password(password, teacher.password_hash if teacher else _DUMMY_HASH) or teacher is None:
+        if (not verify_password(password, teacher.password_hash if teacher else _DUMMY_HASH) or teacher is None
+                or teacher.active is False):  # deactivated in the web panel
             log.info("local login refused for telegram user %s", telegram_id)
             raise RosterError(BAD_CREDENTIALS, "wrong email or password")
         if teacher.phone and phone and not phones_match(teacher.phone, phone):
@@ -54,7 +55,9 @@ class LocalRoster(RosterBackend):
 
     def assignments(self, telegram_id: int) -> list[Assignment]:
         teacher = records.teacher_doc(telegram_id)
-        return sorted({Assignment(a.batch, a.subject) for a in teacher.assignments})
+        batches, subjects = records.inactive_codes()  # deactivated in the web panel
+        return sorted({Assignment(a.batch, a.subject) for a in teacher.assignments
+                       if a.batch not in batches and a.subject not in subjects})
 
     def students(self, telegram_id: int, batch: str, subject: str) -> list[StudentInfo]:
         if Assignment(batch, subject) not in self.assignments(telegram_id):

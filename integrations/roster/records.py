@@ -13,6 +13,7 @@ from mongoengine import NotUniqueError
 from pymongo import ReturnDocument
 
 from integrations.foundation.errors import (
+    DUPLICATE,
     OTP_IN_USE,
     UNKNOWN_SESSION,
     UNKNOWN_STUDENT,
@@ -22,17 +23,22 @@ from integrations.foundation.errors import (
 from integrations.foundation.phones import (
     NATIONAL_DIGITS,
     normalise_phone,
+    phone_tail,
     phones_match,
 )
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
 from integrations.storage.documents import (
+    Assignment,
     AttendanceRecord,
+    Batch,
     Session,
     Student,
     StudentSnapshot,
+    Subject,
     Teacher,
     utcnow,
 )
+from integrations.storage.panel import AdminUser, AuditEvent, WebLogin
 
 log = logging.getLogger(__name__)
 
@@ -338,3 +344,148 @@ def set_note(session_id: str, student_id: str, note: str) -> bool:
     """Attach a note (e.g. the teacher's reason for a manual mark) to the student's record."""
     return bool(AttendanceRecord.objects(session=session_oid(session_id), student_id=student_id).update_one(
         set__note=note))
+
+
+# ------------------------------------------------------------------ edits from the web admin panel
+# Every write the panel (integrations/web) makes goes through these, behind RosterService.
+safe_cell = _cell  # the CSV-injection guard, for the panel's own exports
+
+
+def inactive_codes() -> tuple[set[str], set[str]]:
+    """Batch codes and subject codes deactivated in the panel (excluded from new sessions)."""
+    return ({b.code for b in Batch.objects(active=False).only("code")},
+            {s.code for s in Subject.objects(active=False).only("code")})
+
+
+def _teacher_oid(teacher_id: str) -> ObjectId:
+    try:
+        return ObjectId(str(teacher_id))
+    except (InvalidId, TypeError):
+        raise RosterError(UNKNOWN_TEACHER, "not a teacher id") from None
+
+
+def save_teacher(email: str, name: str, phone: str, assignments: Iterable[tuple[str, str]],
+                 password_hash: Optional[str], teacher_id: Optional[str] = None) -> Teacher:
+    """Create (``teacher_id`` None) or edit a local-roster teacher in one update.
+
+    ``password_hash`` None keeps the current password. An email another teacher has is refused
+    with RosterError("duplicate"); nothing is written then.
+    """
+    email = email.strip().lower()
+    fields: dict[str, Any] = {
+        "set__email": email, "set__name": name.strip(), "set__phone": normalise_phone(phone),
+        "set__assignments": [Assignment(batch=b, subject=s) for b, s in sorted(set(assignments))],
+        "set__updated_at": utcnow(),
+    }
+    if password_hash:
+        fields["set__password_hash"] = password_hash
+    try:
+        if teacher_id is None:
+            if Teacher.objects(email=email).only("id").first() is not None:
+                raise RosterError(DUPLICATE, "a teacher with this email exists")
+            Teacher.objects(email=email).update_one(upsert=True, set_on_insert__created_at=utcnow(), **fields)
+            teacher = Teacher.objects(email=email).first()
+        else:
+            oid = _teacher_oid(teacher_id)
+            if not Teacher.objects(id=oid).update_one(**fields):
+                raise RosterError(UNKNOWN_TEACHER, "no such teacher")
+            teacher = Teacher.objects(id=oid).first()
+    except NotUniqueError:
+        raise RosterError(DUPLICATE, "a teacher with this email exists") from None
+    if password_hash and teacher_id is not None:
+        end_logins_of(str(teacher.id))  # a new password signs the teacher out everywhere
+    return teacher
+
+
+def set_teacher_active(teacher_id: str, active: bool) -> bool:
+    """(De)activate; deactivating also drops the Telegram binding and every panel login."""
+    oid = _teacher_oid(teacher_id)
+    if active:
+        return bool(Teacher.objects(id=oid).update_one(set__active=True, set__updated_at=utcnow()))
+    done = bool(Teacher.objects(id=oid).update_one(set__active=False, unset__telegram_id=True,
+                                                   set__updated_at=utcnow()))
+    end_logins_of(str(oid))
+    return done
+
+
+def reset_teacher_binding(teacher_id: str) -> bool:
+    """Forget the teacher's Telegram account: the next bot login binds a new one."""
+    return bool(Teacher.objects(id=_teacher_oid(teacher_id)).update_one(unset__telegram_id=True,
+                                                                        set__updated_at=utcnow()))
+
+
+def _code_document(kind: str) -> Any:
+    if kind not in ("batch", "subject"):
+        raise ValueError(f"kind must be batch or subject, not {kind!r}")
+    return Batch if kind == "batch" else Subject
+
+
+def save_code(kind: str, code: str, name: str, create: bool) -> bool:
+    """Add (``create``) or rename a batch or subject; RosterError("duplicate") if it exists."""
+    document = _code_document(kind)
+    if create:
+        try:
+            document(code=code, name=name or code).save()
+        except NotUniqueError:
+            raise RosterError(DUPLICATE, f"{kind} {code} exists") from None
+        return True
+    return bool(document.objects(code=code).update_one(set__name=name or code))
+
+
+def set_code_active(kind: str, code: str, active: bool) -> bool:
+    return bool(_code_document(kind).objects(code=code).update_one(set__active=bool(active)))
+
+
+def save_student(student_id: str, name: str, phone: str, batch: str, create: bool) -> bool:
+    """Add (``create``: RosterError("duplicate") if the id exists) or edit one student."""
+    digits = normalise_phone(phone)
+    fields = {"set__name": name.strip(), "set__phone": digits, "set__phone_tail": phone_tail(digits),
+              "set__batch": batch}
+    if create:
+        try:
+            Student(student_id=student_id, name=name.strip(), phone=digits, batch=batch).save()
+        except NotUniqueError:
+            raise RosterError(DUPLICATE, f"student {student_id} exists") from None
+        Batch.objects(code=batch).update_one(upsert=True, set_on_insert__name=batch)
+        return True
+    return bool(Student.objects(student_id=student_id).update_one(**fields))
+
+
+def delete_student(student_id: str) -> bool:
+    """Remove from the roster; past sessions keep their snapshot and records."""
+    return bool(Student.objects(student_id=student_id).delete())
+
+
+def create_admin(email: str, password_hash: str) -> AdminUser:
+    try:
+        return AdminUser(email=email.strip().lower(), password_hash=password_hash).save()
+    except NotUniqueError:
+        raise RosterError(DUPLICATE, "an admin with this email exists") from None
+
+
+def set_admin_password(email: str, password_hash: str) -> bool:
+    admin = AdminUser.objects(email=email.strip().lower()).first()
+    if admin is None:
+        return False
+    AdminUser.objects(id=admin.id).update_one(set__password_hash=password_hash)
+    end_logins_of(str(admin.id))
+    return True
+
+
+def create_login(token_hash: str, role: str, principal: str, csrf: str, expires_at: dt.datetime) -> WebLogin:
+    return WebLogin(token_hash=token_hash, role=role, principal=principal, csrf=csrf,
+                    expires_at=expires_at).save()
+
+
+def end_login(token_hash: str) -> bool:
+    return bool(WebLogin.objects(token_hash=token_hash).delete())
+
+
+def end_logins_of(principal: str) -> int:
+    return int(WebLogin.objects(principal=principal).delete())
+
+
+def add_audit_event(actor: str, action: str, session_id: Optional[str] = None, subject: str = "",
+                    detail: Optional[Mapping[str, Any]] = None) -> AuditEvent:
+    return AuditEvent(actor=actor, action=action, session_id=session_id, subject=subject,
+                      detail=dict(detail or {})).save()

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import NOT_OWN_CONTACT, RosterError
 from integrations.foundation.phones import normalise_phone
-from integrations.roster import records
+from integrations.roster import csv_import, records
 from integrations.roster.base import (
     Assignment,
     Report,
@@ -21,7 +21,9 @@ from integrations.roster.base import (
     SubmitResult,
     TeacherInfo,
 )
-from integrations.storage.documents import AttendanceRecord, Session
+from integrations.roster.csv_import import ImportResult
+from integrations.storage.documents import AttendanceRecord, Session, Teacher
+from integrations.storage.panel import AdminUser, AuditEvent, WebLogin
 
 T = TypeVar("T")
 
@@ -211,3 +213,47 @@ class RosterService:
     def report_csv(report: Report) -> bytes:
         """The report as a CSV file's bytes (formula-safe, UTF-8 with BOM)."""
         return records.report_csv(report)
+
+    # -- edits from the web admin panel (integrations/web); see the records.py section
+
+    async def save_teacher(self, email: str, name: str, phone: str, assignments: Iterable[tuple[str, str]],
+                           password_hash: Optional[str], teacher_id: Optional[str] = None) -> Teacher:
+        return await self._run(records.save_teacher, email, name, phone, list(assignments), password_hash,
+                               teacher_id)
+
+    async def set_teacher_active(self, teacher_id: str, active: bool) -> bool:
+        return await self._run(records.set_teacher_active, teacher_id, active)
+
+    async def reset_teacher_binding(self, teacher_id: str) -> bool:
+        return await self._run(records.reset_teacher_binding, teacher_id)
+
+    async def save_code(self, kind: str, code: str, name: str, create: bool) -> bool:
+        """Add or rename a batch or subject (``kind``)."""
+        return await self._run(records.save_code, kind, code, name, create)
+
+    async def set_code_active(self, kind: str, code: str, active: bool) -> bool:
+        return await self._run(records.set_code_active, kind, code, active)
+
+    async def save_student(self, student_id: str, name: str, phone: str, batch: str, create: bool) -> bool:
+        return await self._run(records.save_student, student_id, name, phone, batch, create)
+
+    async def delete_student(self, student_id: str) -> bool:
+        return await self._run(records.delete_student, student_id)
+
+    async def import_roster_text(self, text: str) -> ImportResult:
+        """The CLI's CSV importer (all or nothing; CsvImportError lists every bad line)."""
+        return await self._run(csv_import.import_roster_text, text)
+
+    async def create_admin(self, email: str, password_hash: str) -> AdminUser:
+        return await self._run(records.create_admin, email, password_hash)
+
+    async def create_login(self, token_hash: str, role: str, principal: str, csrf: str,
+                           expires_at: dt.datetime) -> WebLogin:
+        return await self._run(records.create_login, token_hash, role, principal, csrf, expires_at)
+
+    async def end_login(self, token_hash: str) -> bool:
+        return await self._run(records.end_login, token_hash)
+
+    async def add_audit_event(self, actor: str, action: str, session_id: Optional[str] = None, subject: str = "",
+                              detail: Optional[dict[str, Any]] = None) -> AuditEvent:
+        return await self._run(records.add_audit_event, actor, action, session_id, subject, detail)

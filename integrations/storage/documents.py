@@ -70,6 +70,7 @@ class Teacher(Document):
     credentials_enc = StringField()  # http backend: Fernet({"email", "password"}) for re-login
     tokens_enc = StringField()  # http backend: Fernet({"access", "refresh"})
     assignments = ListField(EmbeddedDocumentField(Assignment))
+    active = BooleanField(default=True)  # False: deactivated in the web panel (no login, no binding)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -93,6 +94,7 @@ class Teacher(Document):
 class Batch(Document):
     code = StringField(required=True)
     name = StringField(default="")
+    active = BooleanField(default=True)  # False: deactivated in the web panel (no new sessions)
 
     meta = {"collection": "batches", "indexes": [{"fields": ["code"], "unique": True}]}
 
@@ -100,6 +102,7 @@ class Batch(Document):
 class Subject(Document):
     code = StringField(required=True)
     name = StringField(default="")
+    active = BooleanField(default=True)  # False: deactivated in the web panel (no new sessions)
 
     meta = {"collection": "subjects", "indexes": [{"fields": ["code"], "unique": True}]}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from integrations.app.cli import flows, operations, serve
+from integrations.app.cli import flows, operations, serve, web
 
-DESCRIPTION = "Attendance Flows command line: run the bots, check/simulate/draw flows, run the demo."
+DESCRIPTION = ("Attendance Flows command line: run the bots (and the web panel), check/simulate/draw flows, "
+               "run the demo.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     flows.register(sub)
     operations.register(sub)
+    web.register(sub)
     return parser
 
 

@@ -138,7 +138,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.verbose = True
         return cmd_simulate(args)
     quiet_logging()
-    return asyncio.run(run_demo())
+    web = (args.host or get_settings().web_host, get_settings().web_port if args.port is None else args.port) \
+        if args.web else None
+    return asyncio.run(run_demo(web=web))
 
 
 def register(sub: Any) -> None:
@@ -164,4 +166,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("demo", help="offline demo on embedded defaults: a class of 30 checks in")
     p.add_argument("--example", action="store_true", help="run the example flow's script instead")
+    p.add_argument("--web", action="store_true", help="then keep the web admin panel open on the demo's data")
+    p.add_argument("--host", help="the panel's address with --web (default WEB_HOST)")
+    p.add_argument("--port", type=int, help="the panel's port with --web (default WEB_PORT)")
     p.set_defaults(func=cmd_demo)

@@ -9,10 +9,12 @@ from typing import Any
 
 from integrations.app.assembly import build_app
 from integrations.app.cli.common import settings_or_exit
+from integrations.app.panel import context_for_app
 from integrations.app.stats import STATS_FILE, write_stats
 from integrations.foundation.crypto import SecretKeyError
 from integrations.foundation.logs import configure_logging
 from integrations.settings import Settings, SettingsError
+from integrations.web.server import Panel
 from integrations.telegram import (
     TelegramConfig,
     TelegramRuntime,
@@ -31,6 +33,10 @@ async def _serve(settings: Settings, config: TelegramConfig) -> None:
                               on_connected=app.services.student_bots.set_usernames)
     app.add_sink(runtime.deliver)
     stats_path = settings.data_dir / STATS_FILE
+    panel = None
+    if settings.web_enabled:  # the admin panel, in this loop beside the bots (docs/web.md)
+        app.open_storage()
+        panel = await Panel(context_for_app(app), settings.web_host, settings.web_port).start()
 
     async def snapshot_stats() -> None:
         while True:
@@ -47,6 +53,8 @@ async def _serve(settings: Settings, config: TelegramConfig) -> None:
         await runtime.run()
     finally:
         task.cancel()
+        if panel is not None:
+            await panel.stop()
         write_stats(stats_path, app, runtime.stats())
         await app.stop()
 
@@ -63,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = require_telegram_settings(settings)
         asyncio.run(_serve(settings, config))
-    except (SettingsError, SecretKeyError, TelegramStartError) as exc:
+    except (SettingsError, SecretKeyError, TelegramStartError, OSError) as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,37 @@
+"""What the panel runs with: passed in once by the app (``run``, ``web``, ``demo --web``)."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from engine import HookRegistry
+from integrations.attendance.reports import ReportScheduler
+from integrations.presence.attempts import SlidingWindow
+from integrations.presence.faces.base import FaceVerifier
+from integrations.roster.service import RosterService
+from integrations.settings import Settings
+from integrations.web import constants as C
+
+
+@dataclass
+class WebContext:
+    """The panel's services. ``reports`` is None when the bots run in another process (``run.py
+    web``): their scheduler then picks up extended or closed sessions itself."""
+
+    settings: Settings
+    roster: RosterService
+    verifier: FaceVerifier
+    reports: Optional[ReportScheduler] = None
+    flows_dir: Optional[Path] = None
+    registry: Optional[HookRegistry] = None  # the hooks' registry, to load and check the flows (from the app)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set: live streams end now
+    email_failures: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_EMAIL, C.LOGIN_WINDOW_S))
+    client_failures: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_CLIENT, C.LOGIN_WINDOW_S))
+
+    @property
+    def flows_path(self) -> Path:
+        return Path(self.flows_dir or self.settings.flows_dir)

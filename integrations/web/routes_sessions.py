@@ -1,0 +1,203 @@
+"""Sessions: the list, the live page (server-sent events), extend, close, manual marks, exports, audit."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from integrations.attendance import marks
+from integrations.foundation.blocking import run_blocking
+from integrations.foundation.timefmt import as_utc
+from integrations.roster.records import report_csv
+from integrations.storage.documents import Session, utcnow
+from integrations.web import constants as C
+from integrations.web import exports, forms, queries
+from integrations.web.auth import Principal
+from integrations.web.kit import ctx_of, fmt_time, not_found, page, page_number, redirect, render
+
+log = logging.getLogger(__name__)
+
+
+async def _session(request: Request, me: Principal) -> Session | None:
+    return await run_blocking(queries.session_for, me, request.path_params["session_id"])
+
+
+@page()
+async def sessions(request: Request, me: Principal) -> Response:
+    number = page_number(request)
+    rows, total = await run_blocking(queries.sessions_page, me, number)
+    return render(request, "sessions.html", {"sessions": rows, "total": total, "page": number,
+                                             "pages": -(-total // C.PAGE_SIZE)}, principal=me)
+
+
+async def _live_page(request: Request, me: Principal, session: Session, mark_form: forms.Form | None = None,
+                     extend_form: forms.Form | None = None, status: int = 200) -> Response:
+    live = await run_blocking(queries.live, session.id)
+    return render(request, "session.html", {
+        "session": session, "live": live, "mark": mark_form or forms.Form(), "extend": extend_form or forms.Form(),
+        "poll_ms": C.LIVE_POLL_MS, "extend_max": C.EXTEND_MAX_MIN, "reason_max": C.REASON_MAX_LEN,
+    }, status=status, principal=me)
+
+
+@page()
+async def session_page(request: Request, me: Principal) -> Response:
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    return await _live_page(request, me, session)
+
+
+def _fragment(request: Request, live: queries.Live) -> dict[str, object]:
+    html = request.app.state.templates.get_template("_live_rows.html").render(
+        {"live": live, "t": lambda v, fmt="%H:%M:%S": "" if v is None else _clock(request, v, fmt)})
+    return {"rows": html, "counts": live.counts, "status": live.status,
+            "expires": _clock(request, live.expires_at, "%H:%M:%S") if live.expires_at else ""}
+
+
+def _clock(request: Request, value: object, fmt: str) -> str:
+    return fmt_time(value, ctx_of(request).settings.timezone, fmt)
+
+
+@page()
+async def session_live(request: Request, me: Principal) -> Response:
+    """The live table as JSON (the page's polling fallback, and tests)."""
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    live = await run_blocking(queries.live, session.id)
+    return Response(json.dumps(_fragment(request, live)), media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+@page()
+async def session_events(request: Request, me: Principal) -> Response:
+    """Server-sent events: the table whenever it changes, for LIVE_STREAM_MAX_S (then the browser
+    reconnects, and the login is checked again)."""
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    ctx = ctx_of(request)
+
+    async def stream() -> AsyncIterator[str]:
+        last, beat = "", time.monotonic()
+        ends = time.monotonic() + C.LIVE_STREAM_MAX_S
+        yield f"retry: {C.LIVE_POLL_MS}\n\n"
+        while time.monotonic() < ends and not ctx.stopping.is_set():
+            live = await run_blocking(queries.live, session.id)
+            payload = json.dumps(_fragment(request, live))
+            if payload != last:
+                last, beat = payload, time.monotonic()
+                yield f"event: table\ndata: {payload}\n\n"
+            elif time.monotonic() - beat > C.LIVE_HEARTBEAT_S:
+                beat = time.monotonic()
+                yield ": still here\n\n"
+            if await request.is_disconnected():
+                return
+            try:
+                await asyncio.wait_for(ctx.stopping.wait(), C.LIVE_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@page()
+async def session_extend(request: Request, me: Principal) -> Response:
+    ctx = ctx_of(request)
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    form = forms.extend_form(request.state.form)
+    if not form.ok:
+        return await _live_page(request, me, session, extend_form=form, status=400)
+    new_expiry = await ctx.roster.extend_session(str(session.id), form.values["minutes"] * 60)
+    if new_expiry is None:
+        form.error("minutes", "The session is closed.")
+        return await _live_page(request, me, session, extend_form=form, status=409)
+    if ctx.reports is not None:
+        ctx.reports.schedule(str(session.id), new_expiry)
+    await ctx.roster.add_audit_event(me.actor, "extend", str(session.id), detail={"minutes": form.values["minutes"]})
+    return redirect(f"/sessions/{session.id}", "extended")
+
+
+@page()
+async def session_close(request: Request, me: Principal) -> Response:
+    ctx = ctx_of(request)
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    closed_at = await ctx.roster.close_session_now(str(session.id))
+    if closed_at is not None:
+        if ctx.reports is not None:  # the report follows after the usual buffer, as after /close
+            ctx.reports.schedule(str(session.id), closed_at, ctx.settings.report_buffer_seconds)
+        await ctx.roster.add_audit_event(me.actor, "close", str(session.id))
+    return redirect(f"/sessions/{session.id}", "closed")
+
+
+@page()
+async def session_mark(request: Request, me: Principal) -> Response:
+    """The panel's /mark: the same rules, record and note as the bot's command."""
+    ctx = ctx_of(request)
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    form = forms.mark_form(request.state.form, {s.student_id for s in session.students})
+    if form.ok:
+        result = await marks.manual_mark(ctx.roster, session, form.values["student_id"], form.values["reason"],
+                                         by=me.actor)
+        if result.outcome in (marks.OK, marks.ALREADY):
+            if result.outcome == marks.OK:
+                await ctx.roster.add_audit_event(me.actor, "manual_mark", str(session.id), result.student_id,
+                                                 {"reason": form.values["reason"]})
+            return redirect(f"/sessions/{session.id}", "marked" if result.outcome == marks.OK else "already")
+        form.error("student_id" if result.outcome == marks.UNKNOWN else "reason",
+                   "The session is closed; manual marks are for open sessions." if result.outcome == marks.CLOSED
+                   else "Not a student of this session.")
+    return await _live_page(request, me, session, mark_form=form, status=400)
+
+
+@page()
+async def session_report(request: Request, me: Principal) -> Response:
+    session = await _session(request, me)
+    if session is None or request.path_params["fmt"] not in ("csv", "xlsx"):
+        return not_found(request, me)
+    report = await ctx_of(request).roster.report(str(session.id))
+    stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
+    name = f"attendance_{session.subject or 'session'}_{stamp}".replace(" ", "_")
+    if request.path_params["fmt"] == "xlsx":
+        data, media = await run_blocking(exports.report_xlsx, report), exports.XLSX_TYPE
+    else:
+        data, media = report_csv(report), exports.CSV_TYPE
+    return Response(data, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="{name}.{request.path_params["fmt"]}"'})
+
+
+@page()
+async def session_audit(request: Request, me: Principal) -> Response:
+    session = await _session(request, me)
+    if session is None:
+        return not_found(request, me)
+    live = await run_blocking(queries.live, session.id)
+    events = await run_blocking(queries.audit_events, str(session.id))
+    touched = sorted((r for r in live.rows if r.time is not None), key=lambda r: r.time)
+    return render(request, "audit.html", {"session": session, "records": touched, "events": events}, principal=me)
+
+
+ROUTES = [
+    Route("/sessions", sessions, methods=["GET"]),
+    Route("/sessions/{session_id}", session_page, methods=["GET"]),
+    Route("/sessions/{session_id}/live", session_live, methods=["GET"]),
+    Route("/sessions/{session_id}/events", session_events, methods=["GET"]),
+    Route("/sessions/{session_id}/extend", session_extend, methods=["POST"]),
+    Route("/sessions/{session_id}/close", session_close, methods=["POST"]),
+    Route("/sessions/{session_id}/mark", session_mark, methods=["POST"]),
+    Route("/sessions/{session_id}/audit", session_audit, methods=["GET"]),
+    Route("/sessions/{session_id}/report.{fmt:str}", session_report, methods=["GET"]),
+]
