@@ -454,7 +454,7 @@ async def run(cfg: Config) -> dict[str, Any]:
     for batch in batch_names(students):
         await teacher_says(f"/tap {batch}", [f"✅ {batch}"])
     await teacher_says("/tap Done ✔", ["Which subject?"])
-    await teacher_says(f"/tap {SUBJECT}", ["How many minutes"])
+    await teacher_says(f"/tap {SUBJECT}", ["How long should the code stay valid"])
     await teacher_says("180", ["How close must students be"])
     await teacher_says("/tap 50", ["share the classroom's location"])
     texts = await teacher_says(f"/location {CLASS_LAT} {CLASS_LON} 5",

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.reports import ReportScheduler
 from integrations.attendance.verification import VerificationWorkflow
 from integrations.presence.attempts import SlidingWindow
@@ -21,3 +23,4 @@ class Services:
     reports: ReportScheduler
     verification: VerificationWorkflow
     code_guesses: SlidingWindow  # wrong codes per Telegram user (in memory; per process)
+    audit: Optional[AuditLog] = None  # the audit trail (integrations/attendance/audit.py)
