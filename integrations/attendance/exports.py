@@ -127,7 +127,7 @@ def batch_history(batch: str, start: Optional[dt.date] = None, end: Optional[dt.
         title = f"{as_utc(session.opened_at).astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {session.subject}".strip()
         history.sessions.append((sid, title))
         statuses = records.session_statuses(session)
-        locked = session.locked_student_ids()
+        locked = records.locked_students(session)
         for snap in session.students:
             if snap.batch != batch:
                 continue

@@ -54,17 +54,21 @@ def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
 
 
 def _answers(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
-    """Kept answers for the report message: 'Ravi Kumar (22PFS001): seat 14; ...'."""
+    """Kept answers for the end of the report message, on a line of their own:
+    '\n📝 Ravi Kumar (22PFS001): seat 14; ...'; empty when the flow keeps none (no words to
+    translate: the titles are the flow's own)."""
     with_answers = [r for r in rows if r.answers]
+    if not with_answers:
+        return ""
     shown = "; ".join(f"{r.name or r.student_id} ({r.student_id}): "
                       + ", ".join(f"{k} {v}" for k, v in r.answers) for r in with_answers[:limit])
     more = len(with_answers) - limit
-    return (f"{shown} +{more}" if more > 0 else shown) or "-"
+    return "\n📝 " + (f"{shown} +{more}" if more > 0 else shown)
 
 
 def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0) -> dict[str, Any]:
     """Everything the report text in the flow can show, plus the CSV as a transient key."""
-    locked = session.locked_student_ids() | {r.student_id for r in report.rows if r.locked}
+    locked = {r.student_id for r in report.rows if r.locked}
     present = [r for r in report.rows if r.status == PRESENT]
     failed = [r for r in report.rows if r.status == "failed" and r.student_id not in locked]
     absent = [r for r in report.rows if r.status != PRESENT]
@@ -199,7 +203,10 @@ class ReportScheduler:
         if self.on_sent is not None:
             self.on_sent(session_id)
         self.sent += 1
-        await self._summarise(session_id, teacher_chat, fields)
+        try:
+            await self._summarise(session_id, teacher_chat, fields)
+        except asyncio.CancelledError:  # the app is stopping (its roster pool is gone): the report is out
+            log.info("report of session %s sent; its audit events were not written (stopping)", session_id)
         if teacher_chat is None:
             log.warning("report of session %s has nobody to go to", session_id)
             return True

@@ -62,3 +62,9 @@ def student_of_key(key: str) -> str:
     """The student id inside an :func:`attempt_key`."""
     head, sep, tail = str(key).rpartition("#")
     return head if sep and tail.lstrip("-").isdigit() else str(key)
+
+
+def user_of_key(key: str) -> "int | None":
+    """The Telegram user id inside an :func:`attempt_key` (None for a student-only key)."""
+    head, sep, tail = str(key).rpartition("#")
+    return int(tail) if sep and tail.lstrip("-").isdigit() else None

@@ -187,6 +187,7 @@ def audited_code(check: Any) -> Any:
 
 # ------------------------------------------------------------------------------------ location
 async def check_location(ctx: HookContext) -> HookResult:
+    """Geodesic distance from the class within the session's radius; imprecise or forwarded fixes are refused."""
     session = await session_of(ctx)
     if not _is_open(session):
         return HookResult("expired")
@@ -278,3 +279,23 @@ def kept_answers(data: dict[str, Any]) -> dict[str, str]:
             value = int(value)
         kept[str(title)] = str(value)[:ANSWER_MAX]
     return kept
+
+
+def record_answers_problems(spec: Any) -> list[str]:
+    """`run.py check`: each name in a flow's `record_answers` must be a key a state saves
+    (and not a transient `_key`, which is never stored)."""
+    wanted = (spec.data or {}).get(RECORD_ANSWERS)
+    if not wanted:
+        return []
+    line = spec.at(f"data.{RECORD_ANSWERS}", "data")
+    if not isinstance(wanted, (list, dict)):
+        return [f"{spec.path}:{line}: data.{RECORD_ANSWERS}: must be a list of saved keys, or a map key: title"]
+    saved = {state.save for state in spec.states.values() if state.save}
+    problems = []
+    for key in wanted:
+        if str(key).startswith("_"):
+            problems.append(f"{spec.path}:{line}: data.{RECORD_ANSWERS}: '{key}' is transient (starts with _) "
+                            "and never stored")
+        elif key not in saved:
+            problems.append(f"{spec.path}:{line}: data.{RECORD_ANSWERS}: no state saves '{key}'")
+    return problems

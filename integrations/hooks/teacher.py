@@ -81,6 +81,7 @@ async def find_teacher(ctx: HookContext) -> HookResult:
 
 
 def teacher_contact(ctx: HookContext) -> HookResult:
+    """The shared contact must be the teacher's own; its phone is checked at login."""
     try:
         phone = check_own_contact(as_contact(ctx.answer), ctx.update.user_id)
     except RosterError:
@@ -105,6 +106,7 @@ async def teacher_login(ctx: HookContext) -> HookResult:
 
 
 async def teacher_logout(ctx: HookContext) -> str:
+    """Forget the binding and the stored login; the conversation data is cleared."""
     await services_of(ctx).roster.logout_teacher(ctx.update.user_id)
     ctx.data.clear()
     return "ok"
@@ -184,11 +186,13 @@ async def _assignments(ctx: HookContext) -> list[tuple[str, str]]:
 
 
 async def teacher_batches(ctx: HookContext) -> list[tuple[str, str]]:
+    """The teacher's batches (read by `session_defaults`)."""
     batches = sorted({b for b, _ in await _assignments(ctx)})
     return [(b, b) for b in batches]
 
 
 async def teacher_subjects(ctx: HookContext) -> list[tuple[str, str]]:
+    """The subjects the teacher teaches to any of the chosen batches."""
     chosen = set(ctx.data.get("batches") or []) or None
     subjects = sorted({s for b, s in await _assignments(ctx) if chosen is None or b in chosen})
     return [(s, s) for s in subjects]
@@ -273,6 +277,7 @@ async def _open_session(ctx: HookContext) -> Session | None:
 
 
 async def session_status(ctx: HookContext) -> HookResult:
+    """`/status`: counts of the open session so far."""
     services = services_of(ctx)
     session = await _open_session(ctx)
     if session is None:
@@ -285,6 +290,7 @@ async def session_status(ctx: HookContext) -> HookResult:
 
 
 async def extend_session(ctx: HookContext) -> HookResult:
+    """`/extend MINUTES` (1 to 60): the code stays valid longer; the report moves with it."""
     services = services_of(ctx)
     args = str(ctx.data.get("command_args") or "").strip()
     if not re.fullmatch(r"\d{1,2}", args) or not 1 <= int(args) <= 60:
@@ -371,6 +377,7 @@ async def teacher_home(ctx: HookContext) -> HookResult:
 
 
 async def last_report(ctx: HookContext) -> HookResult:
+    """The report of the teacher's latest session, read fresh (text and CSV)."""
     services = services_of(ctx)
     if await services.roster.find_teacher(ctx.update.user_id) is None:
         return HookResult("not_logged_in")

@@ -24,7 +24,7 @@ from integrations.foundation.phones import (
     normalise_phone,
     phones_match,
 )
-from integrations.foundation.names import attempt_key
+from integrations.foundation.names import attempt_key, student_of_key, user_of_key
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
 from integrations.storage.audit import AuditEvent
 from integrations.storage.documents import (
@@ -121,6 +121,18 @@ def latest_session(telegram_id: int) -> Optional[Session]:
     return Session.objects(teacher=teacher.id).order_by("-opened_at").first() if teacher else None
 
 
+def locked_students(session: Session) -> set[str]:
+    """Students the report shows as locked out: locked on the account that speaks for them now
+    (their binding), or locked whatever the account. A classmate who typed their id and got
+    locked out does not make them "locked out" (the audit trail keeps that)."""
+    pairs = [(student_of_key(k), user_of_key(k)) for k in session.locked_out or []]
+    if not pairs:
+        return set()
+    bound = {b.student_id: b.telegram_user_id
+             for b in StudentBinding.objects(student_id__in=sorted({s for s, _ in pairs}))}
+    return {s for s, u in pairs if u is None or bound.get(s, u) == u}
+
+
 def session_stats(session: Session) -> dict[str, int]:
     """Counts for a status line: present, failed, absent (not yet), locked out, total."""
     statuses = {r.student_id: r.status for r in AttendanceRecord.objects(session=session.id).only("student_id", "status")}
@@ -132,7 +144,7 @@ def session_stats(session: Session) -> dict[str, int]:
         "present": present,
         "failed": failed,
         "absent": len(roster) - present,
-        "locked": len(session.locked_student_ids() & set(roster)),
+        "locked": len(locked_students(session) & set(roster)),
     }
 
 
@@ -412,7 +424,7 @@ def build_report(
 ) -> Report:
     """Every snapshot student with a status: the remote one if given, else the local record, else absent."""
     records = {r.student_id: r for r in AttendanceRecord.objects(session=session.id)}
-    locked = session.locked_student_ids()
+    locked = locked_students(session)
     rows = []
     for snap in session.students:
         rec = records.get(snap.student_id)

@@ -26,19 +26,43 @@ from integrations.app.cli.common import quiet_logging
 from integrations.app.demo import run_demo
 from integrations.app.simulation import REPO, apply_env, prepare
 from integrations.hooks.registry import build_registry
+from integrations.hooks.student import record_answers_problems
 from integrations.presence.media_reader import read_video_note
 from integrations.settings import get_settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    errors = check_paths(args.paths, build_registry())
+    registry = build_registry()
+    errors = [str(e) for e in check_paths(args.paths, registry)]
+    files = [f for p in args.paths for f in flow_files(p)]
+    if not errors:  # the attendance app's own rules, on flows the engine accepts
+        for path in files:
+            errors += record_answers_problems(load_flow(path, registry).spec)
     for error in errors:
         print(error)
-    files = [f for p in args.paths for f in flow_files(p)]
     if errors:
         print(f"{len(errors)} problem(s) in {len(files)} flow file(s)", file=sys.stderr)
         return 1
     print(f"ok: {len(files)} flow file(s) checked")
+    return 0
+
+
+def cmd_hooks(args: argparse.Namespace) -> int:
+    """Every registered hook: outcomes, what it provides and reads, where the flows call it."""
+    from integrations.app import catalogue
+
+    registry = build_registry()
+    if args.write:
+        path = Path(args.write)
+        document = path.read_text(encoding="utf-8")
+        updated = catalogue.splice(document, catalogue.markdown(registry))
+        if updated != document:
+            path.write_text(updated, encoding="utf-8")
+            print(f"updated the hook reference in {path}")
+        else:
+            print(f"the hook reference in {path} is up to date")
+        return 0
+    print(catalogue.markdown(registry) if args.markdown else catalogue.text(registry), end="")
     return 0
 
 
@@ -147,6 +171,11 @@ def register(sub: Any) -> None:
     p.add_argument("--first-name", default="Tester")
     p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of a script")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("hooks", help="every hook flows can call: outcomes, data provided and read, where used")
+    p.add_argument("--markdown", action="store_true", help="the Markdown reference (as in docs/flows.md)")
+    p.add_argument("--write", metavar="FILE", help="replace the generated reference in FILE (docs/flows.md)")
+    p.set_defaults(func=cmd_hooks)
 
     p = sub.add_parser("draw", help="diagram of a flow")
     p.add_argument("flow")
