@@ -240,7 +240,7 @@ async def test_a_whole_class_survives_a_restart_after_every_step(
             ("22PFS001", "present", "face"), ("22PFS002", "failed", "face"),
             ("22PFS004", "present", "manual"), ("22PFS101", "present", "face"),
         ]
-        assert session.face_failure_count("22PFS002") == 3 and session.is_locked_out("22PFS003")
+        assert session.face_failure_count("22PFS002", 6002) == 3 and session.is_locked_out("22PFS003", 6003)
         assert any(v.real and v.matched and v.student_id == "22PFS001" for v in dep.processor.verdicts)
         assert dep.total_errors() == 0
     finally:
