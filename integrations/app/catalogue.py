@@ -1,6 +1,6 @@
 """The hook catalogue: every registered hook, its outcomes, the data it provides and reads, and
 where the shipped flows call it. `python run.py hooks` prints it; docs/flows.md holds the
-generated Markdown between two markers (tests/engine/test_docs.py checks it is up to date).
+generated Markdown between two markers (tests/flows/test_hook_catalogue.py checks it is up to date).
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ RECORD_ANSWERS = "record_answers"  # flow data: which saved answers are kept wit
 def register(registry: HookRegistry) -> HookRegistry:
     registry.register("identity_mode", identity_mode, outcomes=(names.BY_CONTACT, names.BY_STUDENT_ID))
     registry.register("identify_student", identify_student, outcomes=("ok", "not_own", "unknown", "not_open"),
-                      provides=STUDENT_KEYS, reads=("contact",))
+                      provides=STUDENT_KEYS)
     registry.register("identify_by_student_id", identify_by_student_id,
                       outcomes=("ok", "unknown", "not_open", "taken", "other_student"),
                       provides=(*STUDENT_KEYS, "bound_student_id"))
@@ -51,8 +51,7 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("submit_video", submit_video,
                       outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked"),
                       provides=("size_mb", "max_mb", "duration_s", "max_s"),
-                      reads=("session_id", "student_id", "student_batch", "distance_m", RECORD_ANSWERS,
-                             "(the keys record_answers names)"))
+                      reads=("session_id", "student_id", "student_batch", "distance_m", RECORD_ANSWERS))
     return registry
 
 

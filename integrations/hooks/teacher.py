@@ -37,8 +37,7 @@ ASSIGNMENTS = "teacher_assignments"  # [[batch, subject], ...] read once per new
 
 def register(registry: HookRegistry) -> HookRegistry:
     registry.register("find_teacher", find_teacher, outcomes=("known", "new"), provides=("teacher_name",))
-    registry.register("teacher_contact", teacher_contact, outcomes=("ok", "not_own"), provides=("teacher_phone",),
-                      reads=("contact",))
+    registry.register("teacher_contact", teacher_contact, outcomes=("ok", "not_own"), provides=("teacher_phone",))
     registry.register("teacher_login", teacher_login,
                       outcomes=("ok", "bad_credentials", "phone_mismatch", "unavailable"),
                       provides=("teacher_name",), reads=("teacher_phone", "email", "_password"))
