@@ -15,6 +15,7 @@ import json
 import logging
 import math
 from typing import Any, Iterable, Mapping, Optional
+from zoneinfo import ZoneInfo
 
 from integrations.foundation.logs import request_id_var
 from integrations.foundation.timefmt import as_utc
@@ -109,8 +110,6 @@ class AuditLog:
 
 def format_events(events: Iterable[Any], zone: str = "UTC") -> list[str]:
     """Lines for `run.py audit`: time, kind, student, actor and the details."""
-    from zoneinfo import ZoneInfo
-
     tz = ZoneInfo(zone)
     lines = []
     for e in events:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+
 from integrations.foundation.timefmt import as_utc, day
 from integrations.roster import records
 from integrations.roster.base import Report
@@ -33,8 +36,6 @@ def _sheet_rows(ws: Any, rows: Sequence[Sequence[Any]], start_row: int = 1) -> N
 
 
 def _workbook() -> Any:
-    from openpyxl import Workbook  # imported here: only exports need it
-
     return Workbook()
 
 
@@ -45,15 +46,11 @@ def _save(wb: Any) -> bytes:
 
 
 def _bold_header(ws: Any, row: int, width: int) -> None:
-    from openpyxl.styles import Font
-
     for c in range(1, width + 1):
         ws.cell(row=row, column=c).font = Font(bold=True)
 
 
 def _colour(ws: Any, row: int, column: int, status: str) -> None:
-    from openpyxl.styles import PatternFill
-
     colour = FILLS.get(status)
     if colour:
         ws.cell(row=row, column=column).fill = PatternFill("solid", start_color=colour, end_color=colour)

@@ -21,6 +21,7 @@ from engine import (
     markdown,
     run_script,
 )
+from integrations.app import catalogue
 from integrations.app.assembly import build_app
 from integrations.app.cli.common import quiet_logging
 from integrations.app.demo import run_demo
@@ -49,8 +50,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_hooks(args: argparse.Namespace) -> int:
     """Every registered hook: outcomes, what it provides and reads, where the flows call it."""
-    from integrations.app import catalogue
-
     registry = build_registry()
     if args.write:
         path = Path(args.write)
