@@ -34,6 +34,7 @@ class MarkResult:
     name: str = ""
     status: str = ""  # the student's status now
     previous: str = ""  # the status before (absent when there was no record)
+    error: str = ""  # why a `queued` mark was not sent (api_unavailable, credentials_changed, ...)
 
 
 async def mark_by_hand(roster: RosterService, audit: Optional[AuditLog], session_id: str, student_id: str,
@@ -80,4 +81,4 @@ async def mark_by_hand(roster: RosterService, audit: Optional[AuditLog], session
                            actor=by, reason=reason, from_status=previous, to_status=status,
                            synced=outcome == MARKED)
     log.info("manual mark of %s in session %s: %s -> %s by %s", student_id, session_id, previous, status, by)
-    return MarkResult(outcome, student_id, entry.name, status, previous)
+    return MarkResult(outcome, student_id, entry.name, status, previous, error)

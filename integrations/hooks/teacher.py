@@ -13,7 +13,7 @@ from integrations.attendance.exports import report_xlsx
 from integrations.attendance.reports import build_report, report_filename
 from integrations.foundation import names, timing
 from integrations.foundation.blocking import run_blocking
-from integrations.foundation.errors import OTP_IN_USE, RosterError
+from integrations.foundation.errors import OTP_IN_USE, RELOGIN_KEYS, RosterError
 from integrations.foundation.timefmt import clock
 from integrations.hooks.common import (
     as_contact,
@@ -56,7 +56,8 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("extend_session", extend_session, outcomes=("ok", "invalid", "closed"),
                       provides=("extended_min", "expires_at"), reads=("command_args",))
     registry.register("close_session", close_session, outcomes=("ok", "closed"), provides=("buffer_s",))
-    registry.register("manual_mark", manual_mark, outcomes=("ok", "queued", "already", "invalid", "unknown", "closed"),
+    registry.register("manual_mark", manual_mark,
+                      outcomes=("ok", "queued", "relogin", "already", "invalid", "unknown", "closed"),
                       provides=("marked_id", "marked_name"), reads=("command_args",))
     registry.register("unbind_student", unbind_student, outcomes=("ok", "not_bound", "invalid", "unknown"),
                       provides=("unbound_id", "unbound_name"), reads=("command_args",))
@@ -326,7 +327,8 @@ async def manual_mark(ctx: HookContext) -> HookResult:
 
     A student already present stays as they are (`already`: nothing stored, nothing sent); a
     change is stored as method=manual with its history and sent to the attendance API (`queued`
-    when the API is down: it waits in the outbox)."""
+    when the API is down: it waits in the outbox; `relogin` when the API no longer accepts the
+    teacher's stored login: it waits until they log in again)."""
     services = services_of(ctx)
     student_id, _, reason = str(ctx.data.get("command_args") or "").strip().partition(" ")
     if not student_id or not reason.strip() or len(student_id) > 64:
@@ -342,6 +344,8 @@ async def manual_mark(ctx: HookContext) -> HookResult:
                                       names.PRESENT, by=await _actor(ctx), reason=reason,
                                       user_id=ctx.update.user_id, subject=session.subject)
     outcome = {marks.MARKED: "ok", marks.QUEUED: "queued", marks.UNCHANGED: "already"}.get(result.outcome, "unknown")
+    if outcome == "queued" and result.error in RELOGIN_KEYS:
+        outcome = "relogin"  # kept and queued; it is sent once the teacher has logged in again
     return HookResult(outcome, data)
 
 

@@ -80,3 +80,24 @@ async def test_a_changed_password_while_opening_a_session(db, api) -> None:  # n
     assert any("no longer accepts your saved login" in r for r in replies)
     assert await sim.state_of(TEACHER) == "ask_contact"
     await app.stop()
+
+
+async def test_a_mark_after_the_password_changed_is_kept_until_the_next_login(db, api) -> None:  # noqa: F811
+    from integrations.storage import outbox
+    from integrations.storage.documents import AttendanceRecord
+
+    app, sim, _ = http_app(api)
+    await app.start()
+    await open_session(sim)
+    api.users[EMAIL]["password"] = "changed-by-admin"
+    api.script("POST", "/attendance", Reply(409))
+    replies = await sim.send(TEACHER, "/mark B1-S1 phone dead")
+    assert any("kept here" in r and "once you log in again" in r for r in replies), replies
+    assert await sim.state_of(TEACHER) == "ask_contact"
+    assert not AttendanceRecord.objects.get(student_id="B1-S1").synced
+    assert [e.last_error for e in outbox.open_entries()] == ["credentials_changed"]
+    for line in ("/contact +919848000001", EMAIL, "changed-by-admin"):
+        await sim.send(TEACHER, line)
+    await app.outbox.run_once()
+    assert AttendanceRecord.objects.get(student_id="B1-S1").synced
+    await app.stop()
