@@ -99,6 +99,12 @@ async def identify_by_student_id(ctx: HookContext) -> HookResult:
     already bound to another student is refused too (`other_student`)."""
     roster = services_of(ctx).roster
     typed = normalise_student_id(ctx.answer)
+    mine = await roster.binding_of_user(ctx.update.user_id)
+    if mine is not None and typed.upper() != mine.student_id.upper():
+        # Answered before any lookup: a bound account learns nothing about other students' IDs.
+        await audit(ctx, events.BINDING_REFUSED, student_id=typed or None, reason="other_student",
+                    bound_student_id=mine.student_id)
+        return HookResult("other_student", {"bound_student_id": mine.student_id})
     student = await roster.find_student_by_id(typed) if typed else None
     if student is None:
         return HookResult("unknown" if roster.has_local_roster else "not_open")

@@ -254,6 +254,11 @@ def student_binding(student_id: str) -> Optional[StudentBinding]:
     return StudentBinding.objects(student_id=student_id).first()
 
 
+def binding_of_user(telegram_user_id: int) -> Optional[StudentBinding]:
+    """The student this Telegram account speaks for, if any."""
+    return StudentBinding.objects(telegram_user_id=int(telegram_user_id)).first()
+
+
 def teacher_knows_student(telegram_id: int, student_id: str) -> Optional[StudentInfo]:
     """The student, if the teacher teaches them: in one of the teacher's batches (local roster)
     or on the roster of one of the teacher's sessions. Else None."""

@@ -210,6 +210,10 @@ class RosterService:
     async def student_binding(self, student_id: str) -> Optional[StudentBinding]:
         return await self._run(records.student_binding, student_id)
 
+    async def binding_of_user(self, telegram_user_id: int) -> Optional[StudentBinding]:
+        """The student a Telegram account is bound to, if any."""
+        return await self._run(records.binding_of_user, telegram_user_id)
+
     async def teacher_knows_student(self, telegram_id: int, student_id: str) -> Optional[StudentInfo]:
         """The student if the teacher teaches them (batch or one of their sessions), else None."""
         return await self._run(records.teacher_knows_student, telegram_id, student_id)

@@ -71,6 +71,8 @@ async def test_http_students_identify_by_id_before_and_after_the_session_opens(d
     assert any("already used from another Telegram account" in r for r in await sim.send(eve, "B1-S1"))
     await sim.send(ravi, "/start")
     assert any("already marks attendance for B1-S1" in r for r in await sim.send(ravi, "B1-S2"))
+    await sim.send(ravi, "/start")  # ... nor learn whether another ID exists
+    assert any("already marks attendance for B1-S1" in r for r in await sim.send(ravi, "NO-SUCH-ID"))
     # The teacher frees the ID; an admin (web panel) would call the same RosterService method.
     assert any("no longer linked" in r for r in await sim.send(TEACHER, "/unbind B1-S1"))
     assert await app.services.roster.unbind_student("B1-S1") is None  # already free
