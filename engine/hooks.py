@@ -53,6 +53,7 @@ class HookSpec:
     outcomes: tuple[str, ...] = ("ok",)
     provides: tuple[str, ...] = ()
     description: str = ""
+    reads: tuple[str, ...] = ()  # conversation data keys the hook reads (documentation: `run.py hooks`)
 
 
 class HookRegistry:
@@ -69,13 +70,14 @@ class HookRegistry:
         kind: HookKind = "call",
         outcomes: tuple[str, ...] = ("ok",),
         provides: tuple[str, ...] = (),
+        reads: tuple[str, ...] = (),
     ) -> HookFn:
         if name in self._hooks:
             raise DuplicateHook(f"hook {name!r} is registered twice")
         if kind == "validate" and "invalid" not in outcomes:
             outcomes = tuple(outcomes) + ("invalid",)
         doc = inspect.getdoc(fn) or ""
-        self._hooks[name] = HookSpec(name, fn, kind, tuple(outcomes), tuple(provides), doc)
+        self._hooks[name] = HookSpec(name, fn, kind, tuple(outcomes), tuple(provides), doc, tuple(reads))
         return fn
 
     def hook(
@@ -85,12 +87,13 @@ class HookRegistry:
         kind: HookKind = "call",
         outcomes: tuple[str, ...] = ("ok",),
         provides: tuple[str, ...] = (),
+        reads: tuple[str, ...] = (),
     ) -> Callable[[HookFn], HookFn]:
         """Decorator form of :meth:`register`."""
 
         def decorate(fn: HookFn) -> HookFn:
             return self.register(
-                name or fn.__name__, fn, kind=kind, outcomes=outcomes, provides=provides
+                name or fn.__name__, fn, kind=kind, outcomes=outcomes, provides=provides, reads=reads
             )
 
         return decorate
@@ -98,7 +101,8 @@ class HookRegistry:
     def merge(self, other: "HookRegistry") -> "HookRegistry":
         for spec in other:
             self.register(
-                spec.name, spec.fn, kind=spec.kind, outcomes=spec.outcomes, provides=spec.provides
+                spec.name, spec.fn, kind=spec.kind, outcomes=spec.outcomes, provides=spec.provides,
+                reads=spec.reads,
             )
         return self
 

@@ -94,7 +94,8 @@ def prompt_action(
     if state.ask in ("contact", "location") and state.button:
         rows.append([Button(fill(state.button, values), request=state.ask)])  # type: ignore[arg-type]
     elif state.suggestions:
-        rows.append([Button(fill(s, values)) for s in state.suggestions])
+        # Filled suggestions may repeat (a configured default that is also a fixed choice): once each.
+        rows.append([Button(label) for label in dict.fromkeys(fill(s, values) for s in state.suggestions)])
     if back_label:
         rows.append([Button(back_label)])
     if rows:

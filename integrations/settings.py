@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     base_url: str = "https://api.codegnan.example/api/v1"
     jwt_login_endpoint: str = "/login"
     api_timeout_seconds: float = 10.0
+    # how students say who they are: their phone contact, their student ID, or `auto` (contact
+    # on the local roster, which has phones; student ID on the http backend, whose lists may not)
+    student_identity: Literal["auto", "contact", "student_id"] = "auto"
 
     # --- sessions
     session_duration_seconds: int = Field(300, ge=30, le=6 * 3600)
@@ -132,6 +135,12 @@ class Settings(BaseSettings):
             raise ValueError("APP_ENV=production needs MONGODB_URI (mongodb://host:27017/attendance); "
                              "to run on the embedded database anyway, set ALLOW_EMBEDDED_DB=1")
         return self
+
+    def identity_mode(self) -> str:
+        """`contact` or `student_id`: STUDENT_IDENTITY, with `auto` resolved per roster backend."""
+        if self.student_identity != "auto":
+            return self.student_identity
+        return "contact" if self.roster_backend == "local" else "student_id"
 
     def missing_for_telegram(self) -> list[str]:
         """Names of settings the real Telegram transport needs but that are not set."""

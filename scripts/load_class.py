@@ -389,7 +389,7 @@ async def run(cfg: Config) -> dict[str, Any]:
     mongo_uri = os.environ.get("MONGODB_URI") or f"{server.base_uri}/load_{os.getpid()}"
     env = {
         "APP_ENV": "test", "STORE": cfg.store, "MONGODB_URI": mongo_uri,
-        "ROSTER_BACKEND": "http" if cfg.roster == "http" else "local",
+        "ROSTER_BACKEND": "http" if cfg.roster == "http" else "local", "STUDENT_IDENTITY": "contact",
         "VERIFY_WORKERS": str(cfg.workers), "VERIFY_QUEUE_CAPACITY": str(max(1000, 2 * cfg.students)),
         "REPORT_BUFFER_SECONDS": "1", "FACES_DIR": str(workdir / "faces"), "FACE_VERIFIER": "local",
         "LOCATION_DISTANCE_LIMIT_METERS": "50", "TIMEZONE": "UTC",
@@ -456,7 +456,7 @@ async def run(cfg: Config) -> dict[str, Any]:
     for batch in batch_names(students):
         await teacher_says(f"/tap {batch}", [f"✅ {batch}"])
     await teacher_says("/tap Done ✔", ["Which subject?"])
-    await teacher_says(f"/tap {SUBJECT}", ["How many minutes"])
+    await teacher_says(f"/tap {SUBJECT}", ["How long should the code stay valid"])
     await teacher_says("180", ["How close must students be"])
     await teacher_says("/tap 50", ["share the classroom's location"])
     texts = await teacher_says(f"/location {CLASS_LAT} {CLASS_LON} 5",

@@ -30,11 +30,13 @@ from integrations.api.adapter import (
     RemoteMark,
 )
 from integrations.api.tokens import Credentials, MemoryTokenStore, Tokens, TokenStore
+from integrations.foundation import timing
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import (
     API_UNAVAILABLE,
     BAD_CREDENTIALS,
     BAD_RESPONSE,
+    CREDENTIALS_CHANGED,
     NOT_LOGGED_IN,
     REJECTED,
     SESSION_CONFLICT,
@@ -160,9 +162,11 @@ class AttendanceApiClient:
                 method, self._url(path), json=json, params=params, headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
+            timing.record(f"{method} {path}", time.monotonic() - started, False)
             log.warning("api %s %s failed: %s", method, path, type(exc).__name__)
             raise ApiError(API_UNAVAILABLE, f"{method} {path}: {type(exc).__name__}") from None
         elapsed = time.monotonic() - started
+        timing.record(f"{method} {path}", elapsed, resp.status_code < 500)
         log.debug("api %s %s -> %s in %.3fs", method, path, resp.status_code, elapsed)
         if resp.status_code >= 500:
             log.warning("api %s %s -> %s", method, path, resp.status_code)
@@ -228,7 +232,13 @@ class AttendanceApiClient:
             result = self.authenticate(creds.email, creds.password)
         except ApiError as exc:
             if exc.message_key == BAD_CREDENTIALS:
-                self.store.clear_tokens(key)
+                # The password changed (or the account was reset) since the teacher logged in: the
+                # stored login is useless, forget it so the teacher is asked to log in again.
+                forget = getattr(self.store, "forget_credentials", None)
+                forget(key) if forget is not None else self.store.clear_tokens(key)
+                log.warning("api re-login refused for teacher %s: stored credentials forgotten", key)
+                raise ApiError(CREDENTIALS_CHANGED, "stored credentials refused on re-login",
+                               status=exc.status) from None
             raise
         tokens = Tokens(result.access, result.refresh)
         self.store.save_tokens(key, tokens)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 from integrations.api.adapter import AttendanceSubmission
 from integrations.api.client import AttendanceApiClient
 from integrations.api.tokens import Credentials, Tokens
+from integrations.foundation import timing
 from integrations.foundation.crypto import DecryptError, SecretBox, get_secret_box
 from integrations.foundation.errors import (
     PHONE_MISMATCH,
@@ -97,6 +98,11 @@ class TeacherTokenStore:
             unset__tokens_enc=True, unset__credentials_enc=True, unset__telegram_id=True
         )
 
+    def forget_credentials(self, key: str) -> None:
+        """The stored login was refused (password changed): drop it, keep the Telegram binding so
+        reports still reach the teacher; `find_teacher` then asks them to log in again."""
+        Teacher.objects(telegram_id=int(key)).update_one(unset__tokens_enc=True, unset__credentials_enc=True)
+
 
 class HttpRoster(RosterBackend):
     """Roster backend over :class:`AttendanceApiClient` (its token store is replaced by Mongo's)."""
@@ -169,9 +175,19 @@ class HttpRoster(RosterBackend):
         *,
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
+        face_distance: Optional[float] = None,
+        answers: Optional[dict] = None,
     ) -> SubmitResult:
         """Record locally (idempotent), then send to the API; raises ApiError if sending failed."""
-        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m)
+        with timing.scope(session_id):
+            return self._submit(session_id, student_id, status, method, similarity, distance_m, face_distance,
+                                answers)
+
+    def _submit(self, session_id: str, student_id: str, status: str, method: str, similarity: Optional[float],
+                distance_m: Optional[float], face_distance: Optional[float], answers: Optional[dict]
+                ) -> SubmitResult:
+        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m,
+                                                    face_distance=face_distance, answers=answers)
         if not record.synced:
             self._send(session, record)
         return SubmitResult(student_id, record.status, record.method, changed, True)
@@ -227,6 +243,10 @@ class HttpRoster(RosterBackend):
 
     def report(self, session_id: str) -> Report:
         """Statuses from the API (the system of record); local records if it cannot be read."""
+        with timing.scope(session_id):
+            return self._report(session_id)
+
+    def _report(self, session_id: str) -> Report:
         session = records.get_session(session_id)
         key = str(session.teacher.telegram_id) if session.teacher and session.teacher.telegram_id else None
         try:

@@ -96,3 +96,7 @@ class MemoryTokenStore:
         with self._lock:
             self._tokens.pop(key, None)
             self._creds.pop(key, None)
+
+    def forget_credentials(self, key: str) -> None:
+        """The stored login stopped working: drop it and the tokens (the binding stays)."""
+        self.forget(key)

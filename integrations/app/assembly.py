@@ -26,6 +26,7 @@ from engine import (
 )
 from integrations.api.client import AttendanceApiClient
 from integrations.api.roster import HttpRoster
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.frames import FrameKeeper
 from integrations.attendance.notify import Notifier
 from integrations.attendance.outbox_worker import OutboxWorker
@@ -194,13 +195,15 @@ def build_app(
                                                 liveness=settings.liveness, pool=pool)
     queue = VerifyQueue.from_settings(processor, settings)
     notify = Notifier()
+    audit = AuditLog(service)
     reports = ReportScheduler(service, notify, buffer_s=settings.report_buffer_seconds, timezone=settings.timezone,
-                              on_sent=queue.forget_session)
+                              on_sent=queue.forget_session, audit=audit)
     services = Services(
         settings=settings, roster=service, verify_queue=queue, reports=reports,
-        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone),
+        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone, audit=audit),
         code_guesses=SlidingWindow(settings.otp_user_wrong_per_10min, CODE_GUESS_WINDOW_S),
         student_bots=StudentBots.from_settings(settings),
+        audit=audit,
     )
     registry = registry or build_registry()
     compiled = load_flows(flows if flows is not None else settings.flows_dir, registry)

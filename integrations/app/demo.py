@@ -164,7 +164,7 @@ async def run_demo(echo: bool = True, web: Optional[tuple[str, int]] = None) -> 
     try:
         for line in ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1",
                      "/tap 📝 Take attendance", "/tap PFS-101", "/tap PFS-102", "/tap Done ✔", "/tap Python",
-                     "/tap 5", "/tap 50"):
+                     "/tap 5 min", "/tap 50"):
             await sim.send(teacher, line)
         replies = await sim.send(teacher, f"/location {CLASS[0]} {CLASS[1]} 5")
         opened = next(r for r in replies if "Code:" in r)

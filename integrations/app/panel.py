@@ -7,6 +7,7 @@ import signal
 from typing import Optional
 
 from integrations.app.assembly import App
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.reports import ReportScheduler
 from integrations.hooks.registry import build_registry
 from integrations.presence.faces.base import FaceVerifier
@@ -16,14 +17,16 @@ from integrations.web.context import WebContext
 
 
 def web_context(settings: Settings, roster: RosterService, verifier: FaceVerifier,
-                reports: Optional[ReportScheduler] = None) -> WebContext:
+                reports: Optional[ReportScheduler] = None, audit: Optional[AuditLog] = None) -> WebContext:
     """The panel's services; the hooks' registry is passed so the flows page can check flows."""
-    return WebContext(settings, roster, verifier, reports, flows_dir=settings.flows_dir, registry=build_registry())
+    return WebContext(settings, roster, verifier, reports, flows_dir=settings.flows_dir, registry=build_registry(),
+                      audit=audit)
 
 
 def context_for_app(app: App) -> WebContext:
     """The panel inside a running app (``run``, ``demo --web``): its roster, verifier and reports."""
-    return web_context(app.settings, app.services.roster, app.verifier, app.services.reports)
+    return web_context(app.settings, app.services.roster, app.verifier, app.services.reports,
+                       app.services.audit)
 
 
 async def wait_for_signal() -> None:

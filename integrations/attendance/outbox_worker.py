@@ -263,9 +263,10 @@ class OutboxWorker:
         records.require_snapshot_student(session, entry.student_id)
         status = names.PRESENT if face.matched else names.FAILED
         if not face.matched:
-            Session.record_face_failure(session.id, entry.student_id)
+            Session.record_face_failure(session.id, names.attempt_key(entry.student_id, entry.user_id))
         record, changed = AttendanceRecord.mark(session.id, entry.student_id, status, "face",
-                                                similarity=face.similarity, distance_m=payload.get("distance_m"))
+                                                similarity=face.similarity, distance_m=payload.get("distance_m"),
+                                                face_distance=face.distance, answers=payload.get("answers"))
         if changed and record.rev == 1 and entry.created_at:
             # Present since the video arrived, not since the service came back.
             record = set_record_time(record, entry.created_at)

@@ -18,7 +18,10 @@ from typing import Any, Callable, Optional
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from integrations.attendance import audit as events
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.notify import Notifier
+from integrations.foundation import timing
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.names import (
     ABSENT,
@@ -55,15 +58,15 @@ CSV_LABELS: dict[str, dict[str, str]] = {
     "hi": {
         "student_id": "छात्र आईडी", "name": "नाम", "batch": "बैच", "phone": "फ़ोन",
         "status": "स्थिति", "method": "तरीका", "time": "समय", "similarity": "चेहरा मिलान",
-        "distance_m": "दूरी (मीटर)",
-        PRESENT: "उपस्थित", ABSENT: "अनुपस्थित", FAILED: "चेहरा जाँच विफल",
+        "distance_m": "दूरी (मीटर)", "face_distance": "चेहरे की दूरी", "note": "टिप्पणी",
+        PRESENT: "उपस्थित", ABSENT: "अनुपस्थित", FAILED: "चेहरा जाँच विफल", "locked_out": "रोका गया",
         BY_FACE: "चेहरा", BY_HAND: "हाथ से",
     },
     "te": {
         "student_id": "విద్యార్థి ఐడీ", "name": "పేరు", "batch": "బ్యాచ్", "phone": "ఫోన్",
         "status": "స్థితి", "method": "విధానం", "time": "సమయం", "similarity": "ముఖ సరిపోలిక",
-        "distance_m": "దూరం (మీటర్లు)",
-        PRESENT: "హాజరు", ABSENT: "గైర్హాజరు", FAILED: "ముఖ తనిఖీ విఫలం",
+        "distance_m": "దూరం (మీటర్లు)", "face_distance": "ముఖ దూరం", "note": "గమనిక",
+        PRESENT: "హాజరు", ABSENT: "గైర్హాజరు", FAILED: "ముఖ తనిఖీ విఫలం", "locked_out": "నిలిపివేయబడింది",
         BY_FACE: "ముఖం", BY_HAND: "చేతితో",
     },
 }
@@ -76,19 +79,31 @@ def _names(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
     return (f"{shown} +{more}" if more > 0 else shown) or "-"
 
 
+def _answers(rows: list[Any], limit: int = NAMES_SHOWN) -> str:
+    """Kept answers for the end of the report message, on a line of their own:
+    '\n📝 Ravi Kumar (22PFS001): seat 14; ...'; empty when the flow keeps none (no words to
+    translate: the titles are the flow's own)."""
+    with_answers = [r for r in rows if r.answers]
+    if not with_answers:
+        return ""
+    shown = "; ".join(f"{r.name or r.student_id} ({r.student_id}): "
+                      + ", ".join(f"{k} {v}" for k, v in r.answers) for r in with_answers[:limit])
+    more = len(with_answers) - limit
+    return "\n📝 " + (f"{shown} +{more}" if more > 0 else shown)
+
+
 def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0,
                   language: Optional[str] = None) -> dict[str, Any]:
     """Everything the report text in the flow can show, plus the CSV as a transient key.
 
     With a ``language`` the dates, the counts and the CSV's headers are written in it; without,
     they are plain (2025-03-07 15:45, integers, English keys)."""
-    locked = set(session.locked_out or [])
+    locked = {r.student_id for r in report.rows if r.locked}
     present = [r for r in report.rows if r.status == PRESENT]
-    failed = [r for r in report.rows if r.status == FAILED]
+    failed = [r for r in report.rows if r.status == FAILED and r.student_id not in locked]
     absent = [r for r in report.rows if r.status != PRESENT]
     locked_rows = [r for r in report.rows if r.student_id in locked and r.status != PRESENT]
     manual = [r for r in present if r.method == BY_HAND]
-    stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
 
     def count(rows: Any) -> Any:
         return number(rows if isinstance(rows, int) else len(rows), language)
@@ -110,9 +125,15 @@ def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0
         "locked_names": _names(locked_rows),
         "unsynced_count": count(int(unsynced)),
         "report_complete": "yes" if report.complete else "no",
-        "report_filename": f"attendance_{report.subject or 'session'}_{stamp}.csv".replace(" ", "_"),
+        "report_filename": report_filename(report, session),
+        "answers_text": _answers(present + [r for r in report.rows if r.status != PRESENT]),
         REPORT_CSV_KEY: records.report_csv(report, CSV_LABELS.get(language or "")),
     }
+
+
+def report_filename(report: Report, session: Session, ext: str = "csv") -> str:
+    stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
+    return f"attendance_{report.subject or session.subject or 'session'}_{stamp}.{ext}".replace(" ", "_")
 
 
 def _unsynced(session_id: Any) -> int:
@@ -153,8 +174,9 @@ class ReportScheduler:
 
     def __init__(self, roster: RosterService, notify: Notifier, *, buffer_s: float, timezone: str,
                  on_sent: Optional[Callable[[str], None]] = None,
-                 scheduler: Optional[AsyncIOScheduler] = None) -> None:
+                 scheduler: Optional[AsyncIOScheduler] = None, audit: Optional[AuditLog] = None) -> None:
         self.roster = roster
+        self.audit = audit
         self.notify = notify
         self.buffer_s = float(buffer_s)
         self.timezone = timezone
@@ -230,8 +252,25 @@ class ReportScheduler:
         if self.on_sent is not None:
             self.on_sent(session_id)
         self.sent += 1
+        try:
+            await self._summarise(session_id, teacher_chat, fields)
+        except asyncio.CancelledError:  # the app is stopping (its roster pool is gone): the report is out
+            log.info("report of session %s sent; its audit events were not written (stopping)", session_id)
         if teacher_chat is None:
             log.warning("report of session %s has nobody to go to", session_id)
             return True
         log.info("report of session %s sent", session_id)
         return True
+
+    async def _summarise(self, session_id: str, teacher_chat: Optional[int], fields: dict[str, Any]) -> None:
+        """The audit events of a sent report, and the session's API timings at INFO."""
+        timings = timing.take(session_id)
+        if timings is not None:
+            log.info("api timings for session %s: %s", session_id, timing.describe(timings))
+        if self.audit is None:
+            return
+        await self.audit.record(events.REPORT_SENT, session_id=session_id, user_id=teacher_chat, actor="scheduler",
+                                present=fields.get("present_count"), total=fields.get("total_count"),
+                                complete=fields.get("report_complete"), delivered=teacher_chat is not None)
+        if timings is not None:
+            await self.audit.record(events.API_TIMINGS, session_id=session_id, actor="api", **timings)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.reports import ReportScheduler
 from integrations.attendance.student_bots import StudentBots
 from integrations.attendance.verification import VerificationWorkflow
@@ -23,3 +25,4 @@ class Services:
     verification: VerificationWorkflow
     code_guesses: SlidingWindow  # wrong codes per Telegram user (in memory; per process)
     student_bots: StudentBots = field(default_factory=StudentBots)  # usernames set once the bots run
+    audit: Optional[AuditLog] = None  # the audit trail (integrations/attendance/audit.py)

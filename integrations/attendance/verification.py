@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from integrations.attendance import audit as events
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.frames import FrameKeeper
 from integrations.attendance.notify import EventData, Notifier
 from integrations.foundation import names
@@ -18,10 +20,9 @@ from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
 from integrations.foundation.timefmt import clock
 from integrations.presence.verify_queue import VerifyOutcome
-from integrations.roster import records
 from integrations.roster.service import RosterService
 from integrations.storage import outbox
-from integrations.storage.documents import Session, utcnow
+from integrations.storage.documents import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,32 @@ class CheckIn:
     student_id: str
     subject: str
     distance_m: Optional[float] = None
+    answers: Optional[dict] = None  # answers the flow keeps with the record (its `record_answers`)
 
 
 class VerificationWorkflow:
     """Turns a :class:`VerifyOutcome` into attendance, outbox entries and a message."""
 
     def __init__(self, roster: RosterService, notify: Notifier, frames: Optional[FrameKeeper], *,
-                 timezone: str = "UTC") -> None:
+                 timezone: str = "UTC", audit: Optional[AuditLog] = None) -> None:
         self.roster = roster
         self.notify = notify
         self.frames = frames
         self.timezone = timezone
+        self.audit = audit
+
+    async def _audit(self, check: CheckIn, kind: str, outcome: Optional[VerifyOutcome] = None, **data: Any) -> None:
+        if self.audit is None:
+            return
+        face = outcome.face if outcome is not None else None
+        if face is not None:
+            data.update(similarity=face.similarity, face_distance=face.distance, threshold=face.threshold)
+        actor = f"face:{face.backend}" if face is not None and face.backend else "face"
+        await self.audit.record(kind, session_id=check.session_id, student_id=check.student_id,
+                                user_id=check.user_id, actor=actor, **data)
+
+    async def _face_failure(self, check: CheckIn) -> None:
+        await self.roster.record_face_failure(check.session_id, check.student_id, check.user_id)
 
     async def on_outcome(self, check: CheckIn, outcome: VerifyOutcome) -> None:
         face = outcome.face
@@ -60,18 +76,23 @@ class VerificationWorkflow:
             def data(language: str) -> dict[str, Any]:  # the time as the student's language writes it
                 return {"subject": check.subject, "marked_time": clock(now, zone, language=language)}
 
-            synced = await self._submit(check, names.PRESENT, face.similarity if face else None)
+            await self._audit(check, events.FACE_MATCH, outcome, attempts_used=outcome.attempts_used)
+            synced = await self._submit(check, names.PRESENT, face)
+            await self._audit(check, events.PRESENT, outcome, distance_m=check.distance_m, synced=synced)
             await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
             return
         reason = outcome.reason
+        if outcome.cause in _RETRYABLE and reason in (*_RETRYABLE, names.ATTEMPTS_EXHAUSTED):
+            kind = events.FACE_MISMATCH if outcome.cause == names.MISMATCH else events.FACE_NO_FACE
+            await self._audit(check, kind, outcome, attempts_left=outcome.attempts_left)
         if reason in _RETRYABLE:
-            await run_blocking(Session.record_face_failure, records.session_oid(check.session_id), check.student_id)
+            await self._face_failure(check)
             await self._tell(check, _RETRYABLE[reason], params)
         elif reason == names.ATTEMPTS_EXHAUSTED:
             if outcome.cause in _RETRYABLE:
-                await run_blocking(Session.record_face_failure, records.session_oid(check.session_id),
-                                   check.student_id)
-            await self._submit(check, names.FAILED)
+                await self._face_failure(check)
+            await self._submit(check, names.FAILED, face)
+            await self._audit(check, events.FAILED, outcome, attempts_used=outcome.attempts_used)
             await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
         elif reason == names.TOO_SHORT:  # a still picture or a one-frame video sent as a note
             await self._tell(check, names.TOO_SHORT, params)
@@ -79,6 +100,7 @@ class VerificationWorkflow:
             await self._tell(check, names.NO_REFERENCE, params)
         elif reason in names.FACE_SERVICE_DOWN:
             kept = await self._park_frame(check, reason)
+            await self._audit(check, events.FACE_UNCHECKED, reason=reason, kept=kept)
             await self._tell(check, names.QUEUED_OFFLINE if kept else names.RETRY_LATER, params)
         else:  # corrupt video, undecodable frame, unusable id
             log.info("video of %s not usable: %s", check.student_id, reason)
@@ -87,11 +109,14 @@ class VerificationWorkflow:
     async def _tell(self, check: CheckIn, event: str, data: Optional[EventData] = None) -> None:
         await self.notify(names.STUDENT_BOT, check.chat_id, event, data or {}, check.user_id)
 
-    async def _submit(self, check: CheckIn, status: str, similarity: Any = None) -> bool:
-        """Record attendance; False if the API is down (the record waits in the outbox)."""
+    async def _submit(self, check: CheckIn, status: str, face: Any = None) -> bool:
+        """Record attendance with the face check's score; False if the API is down (the record
+        waits in the outbox)."""
+        similarity = getattr(face, "similarity", None)
         try:
             await self.roster.submit_attendance(check.session_id, check.student_id, status, names.BY_FACE,
-                                                similarity=similarity, distance_m=check.distance_m)
+                                                similarity=similarity, distance_m=check.distance_m,
+                                                face_distance=getattr(face, "distance", None), answers=check.answers)
             return True
         except RosterError as exc:
             if exc.message_key not in UNAVAILABLE_KEYS:
@@ -113,5 +138,6 @@ class VerificationWorkflow:
         batch, frame = kept
         await run_blocking(lambda: outbox.enqueue_verification(
             check.session_id, check.student_id, batch, frame, distance_m=check.distance_m,
-            chat_id=check.chat_id, user_id=check.user_id, subject=check.subject, error=error))
+            chat_id=check.chat_id, user_id=check.user_id, subject=check.subject, error=error,
+            answers=check.answers))
         return True

@@ -21,6 +21,7 @@ UNKNOWN_TEACHER = "unknown_teacher"
 UNKNOWN_SESSION = "unknown_session"
 UNKNOWN_STUDENT = "unknown_student"
 TEACHER_BOUND_ELSEWHERE = "teacher_bound_elsewhere"  # account already linked to another Telegram user
+CREDENTIALS_CHANGED = "credentials_changed"  # the stored login was refused on a re-login (password changed)
 
 
 class RosterError(Exception):
@@ -40,4 +41,6 @@ DUPLICATE = "duplicate"  # the web panel: that email, student id or code exists 
 
 # Keys that mean "the service is not answering" rather than "you did it wrong".
 UNAVAILABLE_KEYS = frozenset({API_UNAVAILABLE, BAD_RESPONSE, SESSION_CONFLICT, SESSION_EXPIRED, NOT_LOGGED_IN,
-                              REJECTED})
+                              REJECTED, CREDENTIALS_CHANGED})
+# Keys that mean "the teacher must log in again" (the teacher flow asks for the login, not "try later").
+RELOGIN_KEYS = frozenset({CREDENTIALS_CHANGED, NOT_LOGGED_IN, UNKNOWN_TEACHER})

@@ -49,5 +49,27 @@ REPORT_KEYS = (
     "report_subject", "report_batches", "report_date", "report_closed", "total_count",
     "present_count", "present_names", "manual_count", "absent_count", "absent_names",
     "failed_count", "failed_names", "locked_count", "locked_names", "unsynced_count", "unchecked_count",
-    "report_complete", "report_filename", REPORT_CSV_KEY,
+    "report_complete", "report_filename", "answers_text", REPORT_CSV_KEY,
 )
+
+# -- how students say who they are (STUDENT_IDENTITY; flows/student.yaml's `identity_mode` hook)
+BY_CONTACT, BY_STUDENT_ID = "contact", "student_id"
+
+
+def attempt_key(student_id: str, user_id: object = None) -> str:
+    """What wrong codes and failed face checks are counted against: the student *and* the
+    Telegram account that typed their id, so nobody can lock a classmate out by using the
+    classmate's id. Without a user id (an operator's action) it is the student alone."""
+    return f"{student_id}#{int(user_id)}" if user_id is not None else str(student_id)
+
+
+def student_of_key(key: str) -> str:
+    """The student id inside an :func:`attempt_key`."""
+    head, sep, tail = str(key).rpartition("#")
+    return head if sep and tail.lstrip("-").isdigit() else str(key)
+
+
+def user_of_key(key: str) -> "int | None":
+    """The Telegram user id inside an :func:`attempt_key` (None for a student-only key)."""
+    head, sep, tail = str(key).rpartition("#")
+    return int(tail) if sep and tail.lstrip("-").isdigit() else None

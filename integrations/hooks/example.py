@@ -19,7 +19,8 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("nearest_group", nearest_group, outcomes=("ok", "far"),
                       provides=("group", "distance_km"))
     registry.register("check_video", check_video, outcomes=("ok", "empty"))
-    registry.register("make_summary", make_summary, provides=("_summary_csv",))
+    registry.register("make_summary", make_summary, provides=("_summary_csv",),
+                      reads=("name", "age", "level", "topics", "group"))
     return registry
 
 
@@ -30,10 +31,12 @@ def check_own_contact(ctx: HookContext) -> str:
 
 
 def list_topics(ctx: HookContext) -> list[tuple[str, str]]:
+    """The topics to tick (a fixed list)."""
     return [("math", "Mathematics"), ("physics", "Physics"), ("code", "Programming")]
 
 
 def nearest_group(ctx: HookContext) -> HookResult:
+    """The study group nearest to the shared location; `far` beyond 100 km."""
     place = ctx.answer
     here = (place["latitude"], place["longitude"])
     name, km = min(((g, geodesic(here, (lat, lon)).km) for g, lat, lon in GROUPS), key=lambda x: x[1])
@@ -42,11 +45,13 @@ def nearest_group(ctx: HookContext) -> HookResult:
 
 
 def check_video(ctx: HookContext) -> str:
+    """A round video note with some content."""
     video = ctx.answer
     return "ok" if isinstance(video, VideoNote) and video.data else "empty"
 
 
 def make_summary(ctx: HookContext) -> HookResult:
+    """The answers as a CSV file, sent as a document."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["field", "value"])

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Optional
 
+from integrations.foundation.names import attempt_key
 from integrations.presence import liveness as lv
 from integrations.presence.faces.base import (
     CORRUPT_VIDEO,
@@ -90,10 +91,11 @@ class VerifyJob:
     meta: dict[str, Any] = field(default_factory=dict)
     prior_failures: int = 0
     submitted_at: float = field(default_factory=time.monotonic)
+    user_id: Optional[int] = None  # the Telegram account that sent the note: attempts count per account too
 
     @property
     def key(self) -> tuple[str, str]:
-        return (str(self.session_id), str(self.student_id))
+        return (str(self.session_id), attempt_key(self.student_id, self.user_id))
 
 
 Processor = Callable[[VerifyJob], FaceResult]
@@ -285,8 +287,8 @@ class VerifyQueue:
         self._peak = max(self._peak, self._queue.qsize())
         return True
 
-    def attempts(self, session_id: str, student_id: str) -> int:
-        return self._failures.get((str(session_id), str(student_id)), 0)
+    def attempts(self, session_id: str, student_id: str, user_id: Optional[int] = None) -> int:
+        return self._failures.get((str(session_id), attempt_key(student_id, user_id)), 0)
 
     def forget_session(self, session_id: str) -> None:
         """Drop the attempt counters of a finished session (keeps memory bounded)."""

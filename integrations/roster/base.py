@@ -59,6 +59,17 @@ class ReportRow:
     time: Optional[dt.datetime] = None
     similarity: Optional[float] = None
     distance_m: Optional[float] = None
+    face_distance: Optional[float] = None  # local (dlib) verifier: embedding distance, lower is closer
+    locked: bool = False  # locked out of the session by wrong codes (on some Telegram account)
+    answers: tuple[tuple[str, str], ...] = ()  # answers the flow keeps with the record, in order
+    note: str = ""  # e.g. the teacher's reason for a manual mark
+
+    @property
+    def shown_status(self) -> str:
+        """The status the report shows: present, locked_out, failed or absent."""
+        if self.status != "present" and self.locked:
+            return "locked_out"
+        return self.status
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,12 @@ class RosterBackend(abc.ABC):
         *,
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
+        face_distance: Optional[float] = None,
+        answers: Optional[dict] = None,
     ) -> SubmitResult:
-        """Record attendance idempotently: the same student twice in a session is one record."""
+        """Record attendance idempotently: the same student twice in a session is one record.
+
+        A mark that does not change the stored status changes nothing (and sends nothing)."""
 
     @abc.abstractmethod
     def report(self, session_id: str) -> Report:

@@ -76,8 +76,11 @@ class LocalRoster(RosterBackend):
         *,
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
+        face_distance: Optional[float] = None,
+        answers: Optional[dict] = None,
     ) -> SubmitResult:
-        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m)
+        session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m,
+                                                    face_distance=face_distance, answers=answers)
         if not record.synced:  # nothing to sync to: the database is the system of record
             AttendanceRecord.mark_synced(record.id, record.rev)
         return SubmitResult(student_id, record.status, record.method, changed, True)

@@ -26,19 +26,22 @@ from integrations.foundation.phones import (
     phone_tail,
     phones_match,
 )
+from integrations.foundation.names import attempt_key, student_of_key, user_of_key
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
+from integrations.storage.audit import AuditEvent
 from integrations.storage.documents import (
     Assignment,
     AttendanceRecord,
     Batch,
     Session,
     Student,
+    StudentBinding,
     StudentSnapshot,
     Subject,
     Teacher,
     utcnow,
 )
-from integrations.storage.panel import AdminUser, AuditEvent, WebLogin
+from integrations.storage.panel import AdminUser, WebLogin
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,18 @@ def latest_session(telegram_id: int) -> Optional[Session]:
     return Session.objects(teacher=teacher.id).order_by("-opened_at").first() if teacher else None
 
 
+def locked_students(session: Session) -> set[str]:
+    """Students the report shows as locked out: locked on the account that speaks for them now
+    (their binding), or locked whatever the account. A classmate who typed their id and got
+    locked out does not make them "locked out" (the audit trail keeps that)."""
+    pairs = [(student_of_key(k), user_of_key(k)) for k in session.locked_out or []]
+    if not pairs:
+        return set()
+    bound = {b.student_id: b.telegram_user_id
+             for b in StudentBinding.objects(student_id__in=sorted({s for s, _ in pairs}))}
+    return {s for s, u in pairs if u is None or bound.get(s, u) == u}
+
+
 def session_stats(session: Session) -> dict[str, int]:
     """Counts for a status line: present, failed, absent (not yet), locked out, total."""
     statuses = {r.student_id: r.status for r in AttendanceRecord.objects(session=session.id).only("student_id", "status")}
@@ -135,7 +150,7 @@ def session_stats(session: Session) -> dict[str, int]:
         "present": present,
         "failed": failed,
         "absent": len(roster) - present,
-        "locked": len(set(session.locked_out or []) & set(roster)),
+        "locked": len(locked_students(session) & set(roster)),
     }
 
 
@@ -163,26 +178,161 @@ def identify_student(phone: str, telegram_user_id: Optional[int] = None) -> Opti
         return None
     # The http backend keeps no students: an open session's roster snapshot is the roster. Only
     # the matching entry is loaded (indexed tail + $elemMatch), not every class's whole list.
-    query = Session.objects(status="open", expires_at__gt=utcnow(), students__phone_tail=tail)
-    for session in query.only("id").fields(elemMatch__students={"phone_tail": tail}).order_by("-opened_at"):
-        for snap in session.students:
-            if snap.phone and phones_match(snap.phone, digits):
+    # Open sessions first; then the newest session that ever listed the phone, so a student can
+    # say who they are before today's session opens.
+    for query in (Session.objects(status="open", expires_at__gt=utcnow(), students__phone_tail=tail),
+                  Session.objects(students__phone_tail=tail)):
+        for session in query.only("id").fields(elemMatch__students={"phone_tail": tail}).order_by("-opened_at"):
+            for snap in session.students:
+                if snap.phone and phones_match(snap.phone, digits):
+                    return StudentInfo(snap.student_id, snap.name, snap.batch, snap.phone)
+    return None
+
+
+def find_student_by_id(student_id: str) -> Optional[StudentInfo]:
+    """The student with this id: the local roster first, else a session's snapshot (open sessions
+    first, then the newest that listed them: the http backend keeps no students of its own).
+
+    The id is matched as typed, then in upper case (students type ``22pfs001``)."""
+    typed = str(student_id or "").strip()
+    if not typed:
+        return None
+    for candidate in dict.fromkeys((typed, typed.upper())):
+        student = Student.objects(student_id=candidate).first()
+        if student is not None:
+            return StudentInfo(student.student_id, student.name, student.batch, student.phone)
+        for query in (Session.objects(status="open", expires_at__gt=utcnow(), students__student_id=candidate),
+                      Session.objects(students__student_id=candidate)):
+            session = for_student(query.order_by("-opened_at"), candidate).first()
+            snap = session.student(candidate) if session is not None else None
+            if snap is not None:
                 return StudentInfo(snap.student_id, snap.name, snap.batch, snap.phone)
+    return None
+
+
+# ------------------------------------------------------------------------------ student bindings
+BOUND, SAME, TAKEN, OTHER_STUDENT = "bound", "same", "taken", "other_student"
+
+
+def bind_student(student_id: str, telegram_user_id: int, via: str = "student_id") -> tuple[str, Optional[str]]:
+    """Bind a Telegram account to a student: one account per student and one student per account.
+
+    Returns (result, other) where result is ``bound`` (new), ``same`` (already so), ``taken``
+    (the student is bound to another account; other = None) or ``other_student`` (this account
+    speaks for another student; other = that student's id). A contact proves who the sender is,
+    so ``via="contact"`` moves a binding instead of refusing (``bound``, other = what it replaced).
+    """
+    uid = int(telegram_user_id)
+    for _ in range(3):  # a lost insert race re-reads and decides again
+        mine = StudentBinding.objects(student_id=student_id).first()
+        theirs = StudentBinding.objects(telegram_user_id=uid).first()
+        if mine is not None and mine.telegram_user_id == uid:
+            return SAME, None
+        replaced = None
+        if via == "contact":
+            if mine is not None or theirs is not None:
+                replaced = theirs.student_id if theirs is not None else str(mine.telegram_user_id)
+                StudentBinding.objects(student_id=student_id).delete()
+                StudentBinding.objects(telegram_user_id=uid).delete()
+        elif mine is not None:
+            return TAKEN, None
+        elif theirs is not None:
+            return OTHER_STUDENT, theirs.student_id
+        try:
+            StudentBinding(student_id=student_id, telegram_user_id=uid, via=via, bound_at=utcnow()).save()
+        except NotUniqueError:
+            continue
+        return BOUND, replaced
+    return TAKEN, None
+
+
+def unbind_student(student_id: str) -> Optional[int]:
+    """Remove the student's binding; the Telegram user id it had, or None if there was none."""
+    binding = StudentBinding.objects(student_id=student_id).first()
+    if binding is None:
+        return None
+    StudentBinding.objects(id=binding.id).delete()
+    Student.objects(student_id=student_id).update(unset__telegram_user_id=True)
+    return int(binding.telegram_user_id)
+
+
+def student_binding(student_id: str) -> Optional[StudentBinding]:
+    return StudentBinding.objects(student_id=student_id).first()
+
+
+def binding_of_user(telegram_user_id: int) -> Optional[StudentBinding]:
+    """The student this Telegram account speaks for, if any."""
+    return StudentBinding.objects(telegram_user_id=int(telegram_user_id)).first()
+
+
+def teacher_knows_student(telegram_id: int, student_id: str) -> Optional[StudentInfo]:
+    """The student, if the teacher teaches them: in one of the teacher's batches (local roster)
+    or on the roster of one of the teacher's sessions. Else None."""
+    teacher = Teacher.objects(telegram_id=int(telegram_id)).first()
+    if teacher is None:
+        return None
+    for candidate in dict.fromkeys((student_id, student_id.upper())):
+        student = Student.objects(student_id=candidate).first()
+        if student is not None and student.batch in {a.batch for a in teacher.assignments}:
+            return StudentInfo(student.student_id, student.name, student.batch, student.phone)
+        session = for_student(Session.objects(teacher=teacher.id, students__student_id=candidate)
+                              .order_by("-opened_at"), candidate).first()
+        snap = session.student(candidate) if session is not None else None
+        if snap is not None:
+            return StudentInfo(snap.student_id, snap.name, snap.batch, snap.phone)
     return None
 
 
 def mark_local(
     session_id: str, student_id: str, status: str, method: str,
-    similarity: Optional[float] = None, distance_m: Optional[float] = None,
+    similarity: Optional[float] = None, distance_m: Optional[float] = None, *,
+    face_distance: Optional[float] = None, answers: Optional[dict] = None,
 ) -> tuple[Session, AttendanceRecord, bool]:
     """The local, idempotent half of every backend's `submit`: the student must be on the
     session's roster; returns (session, record, changed)."""
     session = get_session(session_id, student_id)
     require_snapshot_student(session, student_id)
     record, changed = AttendanceRecord.mark(
-        session.id, student_id, status, method, similarity=similarity, distance_m=distance_m
+        session.id, student_id, status, method, similarity=similarity, distance_m=distance_m,
+        face_distance=face_distance, answers=answers,
     )
     return session, record, changed
+
+
+def override_mark(session_id: str, student_id: str, status: str, *, by: str, reason: str
+                  ) -> tuple[Optional[AttendanceRecord], bool]:
+    """A mark by hand (teacher or admin): the local half of :mod:`integrations.attendance.marks`.
+
+    Nothing happens when the student already has ``status`` (returns (record, False)). Otherwise
+    the record takes the status with method ``manual``, unsynced, and its ``history`` keeps what
+    it replaced: {at, by, reason, from_status, from_method, to_status}. One conditional update, so
+    two overrides at once never lose a history entry."""
+    session = get_session(session_id, student_id)
+    require_snapshot_student(session, student_id)
+    if status not in ("present", "absent", "failed"):
+        raise ValueError(f"bad status: {status}")
+    query = AttendanceRecord.objects(session=session.id, student_id=student_id)
+    for _ in range(5):
+        existing = query.first()
+        previous = existing.status if existing is not None else "absent"
+        if previous == status:
+            return existing, False
+        now = utcnow()
+        change = {"at": now, "by": by, "reason": reason, "from_status": previous,
+                  "from_method": existing.method if existing is not None else "", "to_status": status}
+        fields = dict(set__status=status, set__method="manual", set__updated_at=now, set__synced=False,
+                      set__note=f"manual by {by}: {reason}"[:300], push__history=change, inc__rev=1)
+        if existing is None:
+            try:
+                AttendanceRecord(session=session.id, student_id=student_id, status=status, method="manual",
+                                 time=now, updated_at=now, synced=False, note=fields["set__note"],
+                                 history=[change], rev=1).save()
+                return query.first(), True
+            except NotUniqueError:
+                continue
+        if AttendanceRecord.objects(id=existing.id, status=existing.status, rev=existing.rev).update_one(**fields):
+            return query.first(), True
+    raise RosterError(UNKNOWN_STUDENT, "the record kept changing; try again")
 
 
 def record_for(session_id: ObjectId, student_id: str) -> Optional[AttendanceRecord]:
@@ -194,26 +344,49 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-CSV_COLUMNS = ("student_id", "name", "batch", "phone", "status", "method", "time", "similarity", "distance_m")
+REPORT_COLUMNS = ("student_id", "name", "batch", "phone", "status", "method", "time", "similarity",
+                  "face_distance", "distance_m", "note")
 
 
-def report_csv(report: Report, labels: Optional[Mapping[str, str]] = None) -> bytes:
-    """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly).
+def answer_keys(report: Report) -> list[str]:
+    """The kept answers' names over every row, in the order they first appear."""
+    return list(dict.fromkeys(key for r in report.rows for key, _ in r.answers))
 
+
+def report_table(report: Report, labels: Optional[Mapping[str, str]] = None) -> tuple[list[str], list[list[Any]]]:
+    """The report as a header and rows of plain values (CSV and XLSX share it).
+
+    ``status`` is what the report text says (present, locked_out, failed, absent); a face check's
+    score is ``similarity`` (Rekognition, percent) or ``face_distance`` (local dlib, lower is
+    closer); ``distance_m`` is the student's distance from the class. Kept answers follow.
     ``labels`` translates the column names and the status and method words (a teacher's report
     in their language); without it they are the plain keys a backup keeps."""
     words = labels or {}
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([words.get(column, column) for column in CSV_COLUMNS])
+    keys = answer_keys(report)
+    header = [*(words.get(column, column) for column in REPORT_COLUMNS), *keys]
+    rows = []
     for r in report.rows:
-        writer.writerow([
-            _cell(r.student_id), _cell(r.name), _cell(r.batch), r.phone, words.get(r.status, r.status),
+        answers = dict(r.answers)
+        rows.append([
+            r.student_id, r.name, r.batch, r.phone, words.get(r.shown_status, r.shown_status),
             words.get(r.method, r.method),
             r.time.isoformat() if r.time else "",
-            "" if r.similarity is None else f"{r.similarity:.1f}",
-            "" if r.distance_m is None else f"{r.distance_m:.0f}",
+            None if r.similarity is None else round(r.similarity, 1),
+            None if r.face_distance is None else round(r.face_distance, 3),
+            None if r.distance_m is None else round(r.distance_m),
+            r.note, *(answers.get(k, "") for k in keys),
         ])
+    return header, rows
+
+
+def report_csv(report: Report, labels: Optional[Mapping[str, str]] = None) -> bytes:
+    """The report as CSV (UTF-8 with BOM so spreadsheet apps read names correctly)."""
+    header, rows = report_table(report, labels)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else (_cell(v) if isinstance(v, str) else v) for v in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -266,6 +439,7 @@ def build_report(
 ) -> Report:
     """Every snapshot student with a status: the remote one if given, else the local record, else absent."""
     records = {r.student_id: r for r in AttendanceRecord.objects(session=session.id)}
+    locked = locked_students(session)
     rows = []
     for snap in session.students:
         rec = records.get(snap.student_id)
@@ -281,6 +455,10 @@ def build_report(
                 time=rec.time if rec else None,
                 similarity=rec.similarity if rec else None,
                 distance_m=rec.distance_m if rec else None,
+                face_distance=rec.face_distance if rec else None,
+                locked=snap.student_id in locked,
+                answers=tuple((str(k), str(v)) for k, v in (rec.answers or {}).items()) if rec else (),
+                note=(rec.note or "") if rec else "",
             )
         )
     rows.sort(key=lambda r: (r.batch, r.student_id))
@@ -313,8 +491,10 @@ def open_sessions_of(student_id: str) -> list[Session]:
     return list(for_student(query, student_id))
 
 
-def record_wrong_code(session_id: str, student_id: str, max_attempts: int, session_cap: int) -> tuple[int, bool]:
-    """One wrong code against a session: per student (lockout at the limit) and in total.
+def record_wrong_code(session_id: str, student_id: str, max_attempts: int, session_cap: int,
+                      user_id: Optional[int] = None) -> tuple[int, bool]:
+    """One wrong code against a session: per student and Telegram account (lockout at the limit;
+    see `names.attempt_key`: typing a classmate's id never locks the classmate out) and in total.
 
     Once a session has drawn `session_cap` wrong codes from everyone together (many accounts
     guessing), every further miss locks that student out at once, so guessing across accounts
@@ -325,11 +505,17 @@ def record_wrong_code(session_id: str, student_id: str, max_attempts: int, sessi
         {"_id": oid}, {"$inc": {"failed_otp_total": 1}},
         projection={"failed_otp_total": True}, return_document=ReturnDocument.AFTER,
     )
-    count, locked = Session.record_failed_otp(oid, student_id, max_attempts)
+    key = attempt_key(student_id, user_id)
+    count, locked = Session.record_failed_otp(oid, key, max_attempts)
     if not locked and total is not None and total["failed_otp_total"] > session_cap:
-        Session.objects(id=oid).update_one(add_to_set__locked_out=student_id)
+        Session.objects(id=oid).update_one(add_to_set__locked_out=key)
         return count, True
     return count, locked
+
+
+def record_face_failure(session_id: str, student_id: str, user_id: Optional[int] = None) -> int:
+    """One failed face check of the student on this Telegram account; the new count."""
+    return Session.record_face_failure(session_oid(session_id), attempt_key(student_id, user_id))
 
 
 def close_now(session_id: str) -> Optional[dt.datetime]:
@@ -484,8 +670,40 @@ def end_login(token_hash: str) -> bool:
 def end_logins_of(principal: str) -> int:
     return int(WebLogin.objects(principal=principal).delete())
 
+# --------------------------------------------------------------------------------------- audit
+def add_audit_event(kind: str, *, session_id: Optional[str] = None, student_id: Optional[str] = None,
+                    user_id: Optional[int] = None, actor: str = "", request_id: str = "",
+                    data: Optional[Mapping[str, Any]] = None) -> AuditEvent:
+    """Append one audit event (see integrations.attendance.audit for what is recorded)."""
+    return AuditEvent(kind=kind, session_id=str(session_id) if session_id else None,
+                      student_id=student_id or None, user_id=int(user_id) if user_id is not None else None,
+                      actor=actor or "", request_id=request_id or "", data=dict(data or {}), at=utcnow()).save()
 
-def add_audit_event(actor: str, action: str, session_id: Optional[str] = None, subject: str = "",
-                    detail: Optional[Mapping[str, Any]] = None) -> AuditEvent:
-    return AuditEvent(actor=actor, action=action, session_id=session_id, subject=subject,
-                      detail=dict(detail or {})).save()
+
+def audit_events(session_id: Optional[str] = None, student_id: Optional[str] = None,
+                 limit: int = 10000) -> list[AuditEvent]:
+    """A session's (or a student's) events, oldest first."""
+    query = AuditEvent.objects
+    if session_id:
+        query = query(session_id=str(session_id))
+    if student_id:
+        query = query(student_id=student_id)
+    return list(query.order_by("at", "id").limit(limit))
+
+
+# ------------------------------------------------------------------------------------- history
+def batch_sessions(batch: str, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None
+                   ) -> list[Session]:
+    """Sessions that included ``batch`` and opened in [start, end), oldest first."""
+    query = Session.objects(batches=batch)
+    if start is not None:
+        query = query(opened_at__gte=start)
+    if end is not None:
+        query = query(opened_at__lt=end)
+    return list(query.order_by("opened_at"))
+
+
+def session_statuses(session: Session) -> dict[str, tuple[str, str]]:
+    """{student_id: (status, method)} of a session's local records (present, failed, ...)."""
+    return {r.student_id: (r.status, r.method or "")
+            for r in AttendanceRecord.objects(session=session.id).only("student_id", "status", "method")}

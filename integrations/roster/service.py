@@ -22,8 +22,9 @@ from integrations.roster.base import (
     TeacherInfo,
 )
 from integrations.roster.csv_import import ImportResult
-from integrations.storage.documents import AttendanceRecord, Session, Teacher
-from integrations.storage.panel import AdminUser, AuditEvent, WebLogin
+from integrations.storage.audit import AuditEvent
+from integrations.storage.documents import AttendanceRecord, Session, StudentBinding, Teacher
+from integrations.storage.panel import AdminUser, WebLogin
 
 T = TypeVar("T")
 
@@ -64,6 +65,12 @@ class RosterService:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.backend.close()
+
+    @property
+    def has_local_roster(self) -> bool:
+        """True when students live in our database (local backend): a student not found there
+        does not exist. The http backend only knows the students of sessions opened so far."""
+        return self.backend.name == "local"
 
     # -- teachers
 
@@ -156,9 +163,14 @@ class RosterService:
         return await self._run(records.open_sessions_of, student_id)
 
     async def record_wrong_code(self, session_id: str, student_id: str, max_attempts: int,
-                                session_cap: int) -> tuple[int, bool]:
-        """Count a wrong code; (the student's count, locked out now)."""
-        return await self._run(records.record_wrong_code, session_id, student_id, max_attempts, session_cap)
+                                session_cap: int, user_id: Optional[int] = None) -> tuple[int, bool]:
+        """Count a wrong code of the student on this Telegram account; (their count, locked out now)."""
+        return await self._run(records.record_wrong_code, session_id, student_id, max_attempts, session_cap,
+                               user_id)
+
+    async def record_face_failure(self, session_id: str, student_id: str, user_id: Optional[int] = None) -> int:
+        """Count a failed face check of the student on this Telegram account; the new count."""
+        return await self._run(records.record_face_failure, session_id, student_id, user_id)
 
     async def close_session_now(self, session_id: str) -> Optional[dt.datetime]:
         """Stop taking codes at once; the closing time, or None if it was not open."""
@@ -184,6 +196,30 @@ class RosterService:
         """The student with this (own, checked) phone, or None; see records.identify_student."""
         return await self._run(records.identify_student, phone, telegram_user_id)
 
+    async def find_student_by_id(self, student_id: str) -> Optional[StudentInfo]:
+        """The student with this id (local roster, else a session's snapshot), or None."""
+        return await self._run(records.find_student_by_id, student_id)
+
+    async def bind_student(self, student_id: str, telegram_user_id: int, via: str = "student_id"
+                           ) -> tuple[str, Optional[str]]:
+        """Bind a Telegram account to a student; see records.bind_student for the results."""
+        return await self._run(records.bind_student, student_id, telegram_user_id, via)
+
+    async def unbind_student(self, student_id: str) -> Optional[int]:
+        """Remove a student's Telegram binding (teacher's /unbind, the web panel); the old user id."""
+        return await self._run(records.unbind_student, student_id)
+
+    async def student_binding(self, student_id: str) -> Optional[StudentBinding]:
+        return await self._run(records.student_binding, student_id)
+
+    async def binding_of_user(self, telegram_user_id: int) -> Optional[StudentBinding]:
+        """The student a Telegram account is bound to, if any."""
+        return await self._run(records.binding_of_user, telegram_user_id)
+
+    async def teacher_knows_student(self, telegram_id: int, student_id: str) -> Optional[StudentInfo]:
+        """The student if the teacher teaches them (batch or one of their sessions), else None."""
+        return await self._run(records.teacher_knows_student, telegram_id, student_id)
+
     async def attendance_of(self, session_id: str, student_id: str) -> Optional[AttendanceRecord]:
         """The student's record in the session (e.g. to say "already marked at ...")."""
         return await self._run(records.record_for, records.session_oid(session_id), student_id)
@@ -199,11 +235,29 @@ class RosterService:
         *,
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
+        face_distance: Optional[float] = None,
+        answers: Optional[dict] = None,
     ) -> SubmitResult:
         """Record one student's attendance; repeating it is harmless (one record per session+student)."""
         return await self._run(
-            self.backend.submit, session_id, student_id, status, method, similarity=similarity, distance_m=distance_m
+            self.backend.submit, session_id, student_id, status, method, similarity=similarity, distance_m=distance_m,
+            face_distance=face_distance, answers=answers,
         )
+
+    async def override_mark(self, session_id: str, student_id: str, status: str, *, by: str, reason: str
+                            ) -> tuple[Optional[AttendanceRecord], bool]:
+        """Store a manual mark locally with its history; (record, changed). See attendance.marks."""
+        return await self._run(records.override_mark, session_id, student_id, status, by=by, reason=reason)
+
+    # -- audit
+
+    async def add_audit_event(self, kind: str, **fields: Any) -> AuditEvent:
+        """Append an audit event (integrations.attendance.audit decides what goes in)."""
+        return await self._run(records.add_audit_event, kind, **fields)
+
+    async def audit_events(self, session_id: Optional[str] = None, student_id: Optional[str] = None
+                           ) -> list[AuditEvent]:
+        return await self._run(records.audit_events, session_id, student_id)
 
     async def report(self, session_id: str) -> Report:
         """Report data for a session: every snapshot student with their status."""
@@ -253,7 +307,3 @@ class RosterService:
 
     async def end_login(self, token_hash: str) -> bool:
         return await self._run(records.end_login, token_hash)
-
-    async def add_audit_event(self, actor: str, action: str, session_id: Optional[str] = None, subject: str = "",
-                              detail: Optional[dict[str, Any]] = None) -> AuditEvent:
-        return await self._run(records.add_audit_event, actor, action, session_id, subject, detail)

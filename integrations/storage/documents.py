@@ -14,6 +14,7 @@ from bson import ObjectId
 from mongoengine import (
     BooleanField,
     DateTimeField,
+    DictField,
     Document,
     EmbeddedDocument,
     EmbeddedDocumentField,
@@ -27,6 +28,7 @@ from mongoengine import (
 )
 from pymongo import ReturnDocument
 
+from integrations.foundation.names import attempt_key, student_of_key
 from integrations.foundation.phones import normalise_phone, phone_tail
 
 SESSION_STATUSES = ("open", "closed")
@@ -222,14 +224,24 @@ class Session(Document):
     def student(self, student_id: str) -> Optional[StudentSnapshot]:
         return next((s for s in self.students if s.student_id == student_id), None)
 
-    def failed_otp_count(self, student_id: str) -> int:
-        return int((self.failed_otp or {}).get(escape_key(student_id), 0))
+    # Counters and lockouts are kept per `attempt_key(student_id, user_id)`: the student and the
+    # Telegram account that acted for them. Without a user id these read the student's own key.
 
-    def face_failure_count(self, student_id: str) -> int:
-        return int((self.face_failures or {}).get(escape_key(student_id), 0))
+    def failed_otp_count(self, student_id: str, user_id: Optional[int] = None) -> int:
+        return int((self.failed_otp or {}).get(escape_key(attempt_key(student_id, user_id)), 0))
 
-    def is_locked_out(self, student_id: str) -> bool:
-        return student_id in (self.locked_out or [])
+    def face_failure_count(self, student_id: str, user_id: Optional[int] = None) -> int:
+        return int((self.face_failures or {}).get(escape_key(attempt_key(student_id, user_id)), 0))
+
+    def is_locked_out(self, student_id: str, user_id: Optional[int] = None) -> bool:
+        """Locked out: the student on this account, or the student whatever the account (an entry
+        without a user, e.g. from before accounts were counted apart)."""
+        locked = set(self.locked_out or [])
+        return student_id in locked or (user_id is not None and attempt_key(student_id, user_id) in locked)
+
+    def locked_student_ids(self) -> set[str]:
+        """Students locked out on some account (for reports and status lines)."""
+        return {student_of_key(key) for key in self.locked_out or []}
 
     # -- atomic writes (return fresh values; never save() a stale document)
 
@@ -311,6 +323,10 @@ class AttendanceRecord(Document):
     synced = BooleanField(default=False)  # accepted by the external API (http backend)
     note = StringField()  # e.g. the teacher's reason for a manual mark
     rev = IntField(default=0)  # bumped by every change, so a sync never confirms a newer change
+    face_distance = FloatField()  # the local (dlib) verifier's score: embedding distance, lower is closer
+    answers = DictField()  # answers the flow keeps with the record (its `record_answers`), e.g. a seat
+    # Manual overrides that changed the status: {at, by, reason, from_status, from_method, to_status}
+    history = ListField(DictField())
 
     meta = {
         "collection": "attendance_records",
@@ -331,10 +347,13 @@ class AttendanceRecord(Document):
         *,
         similarity: Optional[float] = None,
         distance_m: Optional[float] = None,
+        face_distance: Optional[float] = None,
+        answers: Optional[dict] = None,
     ) -> tuple["AttendanceRecord", bool]:
         """Upsert the record; returns (record, changed).
 
-        Marking the same thing twice changes nothing (``changed`` is False and ``synced`` stays).
+        A mark that does not change the status changes nothing (``changed`` is False, ``synced``
+        and the method stay: a student verified by face and then marked by hand stays "face").
         A later face *failure* never downgrades a student already present.
         """
         if status not in RECORD_STATUSES or method not in RECORD_METHODS:
@@ -342,8 +361,7 @@ class AttendanceRecord(Document):
         query = cls.objects(session=session_id, student_id=student_id)
         existing = query.first()
         if existing is not None and (
-            (existing.status, existing.method) == (status, method)
-            or (existing.status == "present" and status == "failed")
+            existing.status == status or (existing.status == "present" and status == "failed")
         ):
             return existing, False
         now = utcnow()
@@ -352,6 +370,10 @@ class AttendanceRecord(Document):
             fields["set__similarity"] = float(similarity)
         if distance_m is not None:
             fields["set__distance_m"] = float(distance_m)
+        if face_distance is not None:
+            fields["set__face_distance"] = float(face_distance)
+        if answers:
+            fields["set__answers"] = {str(k): v for k, v in answers.items()}
         for attempt in range(2):
             try:
                 query.update_one(upsert=True, set_on_insert__time=now, inc__rev=1, **fields)
@@ -367,4 +389,25 @@ class AttendanceRecord(Document):
         return bool(cls.objects(id=record_id, rev=rev).update_one(set__synced=True))
 
 
-ALL_DOCUMENTS = (Teacher, Batch, Subject, Student, Session, AttendanceRecord)
+class StudentBinding(Document):
+    """Which Telegram account speaks for which student: one each way.
+
+    Made the first time a student is identified (by student ID, or by their own contact); a second
+    account typing a bound student's ID is refused until a teacher or an admin removes the binding.
+    """
+
+    student_id = StringField(required=True)
+    telegram_user_id = IntField(required=True)
+    via = StringField(default="student_id")  # contact | student_id
+    bound_at = DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "student_bindings",
+        "indexes": [
+            {"fields": ["student_id"], "unique": True},
+            {"fields": ["telegram_user_id"], "unique": True},
+        ],
+    }
+
+
+ALL_DOCUMENTS = (Teacher, Batch, Subject, Student, Session, AttendanceRecord, StudentBinding)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from mongoengine import Document
 
-from integrations.storage import conversations, documents, outbox, panel
+from integrations.storage import audit, conversations, documents, outbox, panel
 
 ALL_DOCUMENTS: tuple[type[Document], ...] = (
     *documents.ALL_DOCUMENTS, *outbox.DOCUMENTS, conversations.ConversationDoc, *panel.DOCUMENTS,
+    *audit.DOCUMENTS,
 )
 
 

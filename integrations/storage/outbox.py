@@ -180,11 +180,14 @@ def enqueue_attendance(session_id: str, student_id: str, status: str = "present"
 
 def enqueue_verification(session_id: str, student_id: str, batch: str, frame_jpeg: bytes, *,
                          distance_m: Optional[float] = None, chat_id: Optional[int] = None,
-                         user_id: Optional[int] = None, subject: str = "", error: str = SERVICE_ERROR) -> Enqueued:
+                         user_id: Optional[int] = None, subject: str = "", error: str = SERVICE_ERROR,
+                         answers: Optional[dict] = None) -> Enqueued:
     """Keep a frame to verify when the face service is back; idempotent per session+student."""
     if not frame_jpeg:
         raise ValueError("no frame to keep")
     payload = {"batch": batch, "distance_m": distance_m}
+    if answers:
+        payload["answers"] = dict(answers)
     return _enqueue(VERIFICATION, session_id, student_id, payload=payload, frame=frame_jpeg, chat_id=chat_id,
                     user_id=user_id, subject=subject, error=error)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mongoengine import BooleanField, DateTimeField, DictField, Document, StringField
+from mongoengine import BooleanField, DateTimeField, Document, StringField
 
 from integrations.storage.documents import utcnow
 
@@ -52,27 +52,8 @@ class WebLogin(Document):
     }
 
 
-class AuditEvent(Document):
-    """Something a person did to a session or the roster through the panel (who, what, when).
-
-    The audit page of a session lists these beside the attendance records. The bots' own
-    actions (/mark, /extend, /close in Telegram) are not written here yet: they are visible in
-    the records' notes and times; adding them means calling ``records.add_audit_event`` from the
-    teacher hooks.
-    """
-
-    at = DateTimeField(default=utcnow)
-    actor = StringField(required=True)  # "admin:EMAIL" or "teacher:EMAIL"
-    action = StringField(required=True)  # e.g. manual_mark, extend, close, photo, student_edit
-    session_id = StringField()  # set for session events
-    subject = StringField(default="")  # what it was about: a student id, a teacher email, ...
-    detail = DictField()
-
-    meta = {"collection": "audit_events", "indexes": [("session_id", "at"), "-at"]}
-
-
 def expiry(hours: float) -> dt.datetime:
     return utcnow() + dt.timedelta(hours=hours)
 
 
-DOCUMENTS = (AdminUser, WebLogin, AuditEvent)
+DOCUMENTS = (AdminUser, WebLogin)

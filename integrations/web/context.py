@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine import HookRegistry
+from integrations.attendance.audit import AuditLog
 from integrations.attendance.reports import ReportScheduler
 from integrations.presence.attempts import SlidingWindow
 from integrations.presence.faces.base import FaceVerifier
@@ -26,11 +27,16 @@ class WebContext:
     reports: Optional[ReportScheduler] = None
     flows_dir: Optional[Path] = None
     registry: Optional[HookRegistry] = None  # the hooks' registry, to load and check the flows (from the app)
+    audit: Optional[AuditLog] = None  # the app's audit trail; one over ``roster`` if not given
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set: live streams end now
     email_failures: SlidingWindow = field(
         default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_EMAIL, C.LOGIN_WINDOW_S))
     client_failures: SlidingWindow = field(
         default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_CLIENT, C.LOGIN_WINDOW_S))
+
+    def __post_init__(self) -> None:
+        if self.audit is None:
+            self.audit = AuditLog(self.roster)
 
     @property
     def flows_path(self) -> Path:

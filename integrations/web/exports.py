@@ -1,4 +1,5 @@
-"""Downloads: a session's report (the bots' CSV, or XLSX) and a batch's history (CSV, XLSX)."""
+"""Downloads of a batch's history (CSV, XLSX); a session's report uses the bots' own
+(integrations.attendance.exports and the roster's CSV)."""
 from __future__ import annotations
 
 import csv
@@ -8,13 +9,11 @@ from typing import Any, Iterable, Sequence
 from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 
-from integrations.roster.base import Report
 from integrations.roster.records import safe_cell
 from integrations.web.queries import History
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPE = "text/csv; charset=utf-8"
-REPORT_COLUMNS = ("student_id", "name", "batch", "status", "method", "time", "similarity", "distance_m")
 HISTORY_COLUMNS = ("student_id", "name", "sessions", "present", "percent", "below_threshold")
 _LOW = PatternFill("solid", fgColor="F8D7DA")
 
@@ -37,18 +36,6 @@ def _xlsx(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]], An
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-def _report_rows(report: Report) -> list[list[Any]]:
-    return [[r.student_id, r.name, r.batch, r.status, r.method,
-             r.time.replace(tzinfo=None) if r.time else None,  # Excel has no time zones: UTC
-             r.similarity, r.distance_m] for r in report.rows]
-
-
-def report_xlsx(report: Report) -> bytes:
-    """The same rows as the bots' CSV report (phones left out), one sheet."""
-    return _xlsx([("attendance", (*REPORT_COLUMNS[:5], "time (UTC)", *REPORT_COLUMNS[6:]), _report_rows(report),
-                   lambda row: row[3] != "present")])
 
 
 def _history_rows(history: History, threshold: float) -> list[list[Any]]:

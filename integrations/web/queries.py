@@ -23,7 +23,7 @@ from integrations.foundation.names import PRESENT
 from integrations.foundation.timefmt import as_utc
 from integrations.storage import outbox
 from integrations.storage.documents import AttendanceRecord, Batch, Session, Student, Subject, Teacher, utcnow
-from integrations.storage.panel import AuditEvent
+from integrations.storage.audit import AuditEvent
 from integrations.web import constants as C
 from integrations.web.auth import Principal
 
@@ -262,7 +262,7 @@ def live(session_id: ObjectId) -> Live:
 
 
 def audit_events(session_id: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects(session_id=session_id).order_by("at"))
+    return list(AuditEvent.objects(session_id=session_id).order_by("at", "id"))
 
 
 # ------------------------------------------------------------------------------ the roster

@@ -167,8 +167,8 @@ async def teacher_edit(request: Request, me: Principal) -> Response:
                 raise
             form.error("email", "Another teacher has this email.")
         else:
-            await ctx_of(request).roster.add_audit_event(me.actor, "teacher_create" if creating else "teacher_edit",
-                                                         subject=saved.email)
+            await ctx_of(request).audit.record("teacher_create" if creating else "teacher_edit", actor=me.actor,
+                                               subject=saved.email)
             return redirect("/teachers", "created" if creating else "saved")
     form.values.pop("password", None)
     return render(request, "teacher_form.html", {"form": form, "teacher": teacher}, status=400, principal=me)
@@ -191,7 +191,7 @@ async def teacher_action(request: Request, me: Principal) -> Response:
         msg = "unbound"
     else:
         return not_found(request, me)
-    await roster.add_audit_event(me.actor, f"teacher_{action}", subject=teacher.email)
+    await ctx_of(request).audit.record(f"teacher_{action}", actor=me.actor, subject=teacher.email)
     return redirect("/teachers", msg)
 
 
@@ -225,7 +225,7 @@ async def code_action(request: Request, me: Principal) -> Response:
                 raise
             form.error("code", f"This {kind} exists already.")
         else:
-            await roster.add_audit_event(me.actor, f"{kind}_{action}", subject=code)
+            await ctx_of(request).audit.record(f"{kind}_{action}", actor=me.actor, subject=code)
             return redirect("/codes", {"new": "created", "edit": "saved"}.get(action, action + "d"))
     batches = await run_blocking(queries.codes, "batch")
     subjects = await run_blocking(queries.codes, "subject")
@@ -282,7 +282,7 @@ async def student_new(request: Request, me: Principal) -> Response:
                 raise
             form.error("student_id", "A student with this id exists.")
         else:
-            await ctx_of(request).roster.add_audit_event(me.actor, "student_create", subject=v["student_id"])
+            await ctx_of(request).audit.record("student_create", actor=me.actor, student_id=v["student_id"])
             return redirect(f"/students/{quote(v['student_id'])}", "created")
     return render(request, "student_new.html", {"form": form, "batches": batches}, status=400, principal=me)
 
@@ -298,7 +298,7 @@ async def student_edit(request: Request, me: Principal) -> Response:
         return await _student_page(request, me, form, None, status=400)
     v = form.values
     await ctx_of(request).roster.save_student(student.student_id, v["name"], v["phone"], v["batch"], False)
-    await ctx_of(request).roster.add_audit_event(me.actor, "student_edit", subject=student.student_id)
+    await ctx_of(request).audit.record("student_edit", actor=me.actor, student_id=student.student_id)
     return redirect(f"/students/{quote(student.student_id)}", "saved")
 
 
@@ -312,7 +312,7 @@ async def student_delete(request: Request, me: Principal) -> Response:
                           {"confirm": "Type the student id to confirm."})
         return await _student_page(request, me, form, None, status=400)
     await ctx_of(request).roster.delete_student(student.student_id)
-    await ctx_of(request).roster.add_audit_event(me.actor, "student_delete", subject=student.student_id)
+    await ctx_of(request).audit.record("student_delete", actor=me.actor, student_id=student.student_id)
     return redirect("/students", "deleted")
 
 
@@ -343,8 +343,8 @@ async def student_photo(request: Request, me: Principal) -> Response:
         log.warning("reference photo not stored: %s", stored.reason)
         return await _student_page(request, me, forms.Form(),
                                    f"The face service did not accept the photo ({stored.reason}).", status=400)
-    await ctx.roster.add_audit_event(me.actor, "photo", subject=student.student_id,
-                                     detail={"width": check.width, "height": check.height})
+    await ctx.audit.record("photo", actor=me.actor, student_id=student.student_id,
+                           width=check.width, height=check.height)
     return redirect(f"/students/{quote(student.student_id)}", "photo")
 
 
@@ -375,8 +375,8 @@ async def roster_import(request: Request, me: Principal) -> Response:
     except CsvImportError as exc:
         return render(request, "import.html", {"errors": exc.errors, "problem": f"{len(exc.errors)} problem(s); "
                       "nothing was imported."}, status=400, principal=me)
-    await ctx_of(request).roster.add_audit_event(me.actor, "roster_import", subject=str(upload.filename)[:100],
-                                                 detail={"result": str(result)})
+    await ctx_of(request).audit.record("roster_import", actor=me.actor, subject=str(upload.filename)[:100],
+                                       result=str(result))
     return render(request, "import.html", {"errors": [], "problem": "", "result": str(result)}, principal=me)
 
 

@@ -11,11 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from integrations.attendance import audit as events
 from integrations.attendance import marks
+from integrations.attendance.exports import report_xlsx
+from integrations.attendance.reports import report_filename
+from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
-from integrations.foundation.timefmt import as_utc
 from integrations.roster.records import report_csv
-from integrations.storage.documents import Session, utcnow
+from integrations.storage.documents import Session
 from integrations.web import constants as C
 from integrations.web import exports, forms, queries
 from integrations.web.auth import Principal
@@ -123,7 +126,8 @@ async def session_extend(request: Request, me: Principal) -> Response:
         return await _live_page(request, me, session, extend_form=form, status=409)
     if ctx.reports is not None:
         ctx.reports.schedule(str(session.id), new_expiry)
-    await ctx.roster.add_audit_event(me.actor, "extend", str(session.id), detail={"minutes": form.values["minutes"]})
+    await ctx.audit.record(events.SESSION_EXTENDED, session_id=str(session.id), actor=me.actor,
+                           minutes=form.values["minutes"])
     return redirect(f"/sessions/{session.id}", "extended")
 
 
@@ -137,7 +141,7 @@ async def session_close(request: Request, me: Principal) -> Response:
     if closed_at is not None:
         if ctx.reports is not None:  # the report follows after the usual buffer, as after /close
             ctx.reports.schedule(str(session.id), closed_at, ctx.settings.report_buffer_seconds)
-        await ctx.roster.add_audit_event(me.actor, "close", str(session.id))
+        await ctx.audit.record(events.SESSION_CLOSED, session_id=str(session.id), actor=me.actor)
     return redirect(f"/sessions/{session.id}", "closed")
 
 
@@ -150,16 +154,16 @@ async def session_mark(request: Request, me: Principal) -> Response:
         return not_found(request, me)
     form = forms.mark_form(request.state.form, {s.student_id for s in session.students})
     if form.ok:
-        result = await marks.manual_mark(ctx.roster, session, form.values["student_id"], form.values["reason"],
-                                         by=me.actor)
-        if result.outcome in (marks.OK, marks.ALREADY):
-            if result.outcome == marks.OK:
-                await ctx.roster.add_audit_event(me.actor, "manual_mark", str(session.id), result.student_id,
-                                                 {"reason": form.values["reason"]})
-            return redirect(f"/sessions/{session.id}", "marked" if result.outcome == marks.OK else "already")
-        form.error("student_id" if result.outcome == marks.UNKNOWN else "reason",
-                   "The session is closed; manual marks are for open sessions." if result.outcome == marks.CLOSED
-                   else "Not a student of this session.")
+        if not marks.is_open(session):
+            form.error("reason", "The session is closed; manual marks are for open sessions.")
+        else:
+            result = await marks.mark_by_hand(ctx.roster, ctx.audit, str(session.id), form.values["student_id"],
+                                              names.PRESENT, by=me.actor, reason=form.values["reason"],
+                                              subject=session.subject)
+            if result.outcome in (marks.MARKED, marks.QUEUED, marks.UNCHANGED):
+                return redirect(f"/sessions/{session.id}",
+                                "already" if result.outcome == marks.UNCHANGED else "marked")
+            form.error("student_id", "Not a student of this session.")
     return await _live_page(request, me, session, mark_form=form, status=400)
 
 
@@ -168,15 +172,16 @@ async def session_report(request: Request, me: Principal) -> Response:
     session = await _session(request, me)
     if session is None or request.path_params["fmt"] not in ("csv", "xlsx"):
         return not_found(request, me)
-    report = await ctx_of(request).roster.report(str(session.id))
-    stamp = as_utc(session.opened_at or utcnow()).strftime("%Y%m%d-%H%M")
-    name = f"attendance_{session.subject or 'session'}_{stamp}".replace(" ", "_")
-    if request.path_params["fmt"] == "xlsx":
-        data, media = await run_blocking(exports.report_xlsx, report), exports.XLSX_TYPE
+    ctx = ctx_of(request)
+    report = await ctx.roster.report(str(session.id))
+    fmt = request.path_params["fmt"]
+    name = report_filename(report, session, fmt)
+    if fmt == "xlsx":
+        data, media = await run_blocking(report_xlsx, report, ctx.settings.timezone), exports.XLSX_TYPE
     else:
         data, media = report_csv(report), exports.CSV_TYPE
     return Response(data, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="{name}.{request.path_params["fmt"]}"'})
+        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @page()

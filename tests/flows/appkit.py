@@ -45,7 +45,7 @@ async def open_session(sim: Simulator, teacher: SimUser = ASHA, phone: str = "+9
                        batch: str = "PFS-101", subject: str = "Python") -> str:
     """Log the teacher in and open a session; returns the code."""
     for line in ("/start", f"/contact {phone}", email, password, "/tap 📝 Take attendance",
-                 f"/tap {batch}", "/tap Done ✔", f"/tap {subject}", "/tap 10", "/tap 50"):
+                 f"/tap {batch}", "/tap Done ✔", f"/tap {subject}", "/tap 10 min", "/tap 50"):
         await sim.send(teacher, line)
     replies = await sim.send(teacher, f"/location {CLASS} 5")
     opened = next(r for r in replies if "Code:" in r)

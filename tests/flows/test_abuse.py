@@ -41,7 +41,8 @@ async def test_many_accounts_guessing_one_session_hit_the_session_brake() -> Non
         outcomes.append(" ".join(await sim.send(user, wrong)))
     assert ["Wrong code" in o for o in outcomes] == [True, True, True, False]
     assert "locked out" in outcomes[3]  # after the brake, one miss locks out
-    assert Session.objects.first().locked_out == ["22PFS004"]
+    assert Session.objects.first().locked_out == ["22PFS004#6004"]  # the student on this account
+    assert Session.objects.first().locked_student_ids() == {"22PFS004"}
     await app.stop()
 
 

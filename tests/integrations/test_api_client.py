@@ -291,13 +291,19 @@ def test_persistent_409_is_session_conflict(api, client):
     assert len(api.calls("GET", "/attend")) == 2
 
 
-def test_changed_password_on_relogin_is_bad_credentials(api, client):
+def test_changed_password_on_relogin_is_credentials_changed(api, client):
+    """A re-login refused with the stored credentials: they are forgotten and the error says so
+    (the teacher flow asks the teacher to log in again instead of showing a generic error)."""
     login(client)
     api.users[EMAIL]["password"] = "changed"
     api.script("GET", "/attend", Reply(409))
     with pytest.raises(ApiError) as err:
         client.students(KEY, "B1", "Python")
-    assert err.value.message_key == "bad_credentials"
+    assert err.value.message_key == "credentials_changed"
+    assert client.store.credentials(KEY) is None and client.store.load(KEY) is None
+    with pytest.raises(ApiError) as err:  # and from then on: not logged in
+        client.students(KEY, "B1", "Python")
+    assert err.value.message_key == "not_logged_in"
 
 
 def test_logout_forgets_the_teacher(api, client):

@@ -80,7 +80,8 @@ def box():
 
 @pytest.fixture
 def settings(api):  # noqa: F811
-    return load_settings(_env_file=None, app_env="test", roster_backend="http", base_url=api.base_url,
+    return load_settings(_env_file=None, app_env="test", roster_backend="http", student_identity="contact",
+                         base_url=api.base_url,
                          secret_key=KEY, timezone="UTC", verify_workers=1, face_max_attempts=3)
 
 

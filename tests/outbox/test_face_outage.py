@@ -79,7 +79,7 @@ async def test_late_mismatch_tells_the_student_to_see_the_teacher(harness, video
     assert len(told) == 1 and "did not match" in told[0] and "see your teacher" in told[0]
     record = AttendanceRecord.objects.get()
     assert record.status == "failed" and record.synced  # the teacher's report shows the failed check
-    assert Session.objects.get(id=harness.session.id).face_failure_count("B1-S1") == 1
+    assert Session.objects.get(id=harness.session.id).face_failure_count("B1-S1", harness.user("B1-S1").user_id) == 1
 
 
 async def test_face_back_but_api_down_records_locally_and_syncs_later(harness, video):

@@ -132,7 +132,7 @@ def test_kill_9_at_three_points_loses_and_doubles_nothing(tmp_path: Path, faces_
                        capture_output=True, timeout=120)
         app = AppProcess(env, log)
         for line in ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1",
-                     "/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Python", "/tap 10", "/tap 50",
+                     "/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Python", "/tap 10 min", "/tap 50",
                      "/location 17.385 78.4867 5"):
             app.send(TEACHER, line)
         opened = next(t for t in texts(log, TEACHER) if "Code:" in t)

@@ -68,7 +68,7 @@ class Run:
     values: dict[str, str] = field(default_factory=dict)
 
 
-def open_session_steps(minutes: str = "/tap 10") -> list[Step]:
+def open_session_steps(minutes: str = "/tap 10 min") -> list[Step]:
     return [
         Step("asha", "/start", ("share your phone number",), state="ask_contact"),
         Step("asha", "/contact +919848000001", ("email address",), state="ask_email"),
@@ -78,7 +78,7 @@ def open_session_steps(minutes: str = "/tap 10") -> list[Step]:
         Step("asha", "/tap PFS-101", ("(edited)", "✅ PFS-101"), state="choose_batches"),
         Step("asha", "/tap PFS-102", ("✅ PFS-102",), state="choose_batches"),
         Step("asha", "/tap Done ✔", ("Which subject?", "Python"), state="choose_subject"),
-        Step("asha", "/tap Python", ("How many minutes",), state="choose_duration"),
+        Step("asha", "/tap Python", ("How long should the code stay valid",), state="choose_duration"),
         Step("asha", minutes, ("The usual is 50 m",), state="choose_radius"),
         Step("asha", "/tap 50", ("share the classroom's location",), state="ask_class_location"),
         Step("asha", f"/location {CLASS[0]} {CLASS[1]} 5",
@@ -240,7 +240,7 @@ async def test_a_whole_class_survives_a_restart_after_every_step(
             ("22PFS001", "present", "face"), ("22PFS002", "failed", "face"),
             ("22PFS004", "present", "manual"), ("22PFS101", "present", "face"),
         ]
-        assert session.face_failure_count("22PFS002") == 3 and session.is_locked_out("22PFS003")
+        assert session.face_failure_count("22PFS002", 6002) == 3 and session.is_locked_out("22PFS003", 6003)
         assert any(v.real and v.matched and v.student_id == "22PFS001" for v in dep.processor.verdicts)
         assert dep.total_errors() == 0
     finally:
@@ -250,7 +250,7 @@ async def test_a_whole_class_survives_a_restart_after_every_step(
               f"({len(dep.instances)} app instances)")
 
 
-async def open_class(dep: Deployment, run: Run, minutes: str = "/tap 10") -> Session:
+async def open_class(dep: Deployment, run: Run, minutes: str = "/tap 10 min") -> Session:
     """The teacher opens a session (10 minutes by default) in the running instance (no restarts)."""
     await play(dep, open_session_steps(minutes), run, restart=False)
     return Session.objects.get()

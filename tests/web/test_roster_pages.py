@@ -9,7 +9,7 @@ from PIL import Image
 
 from integrations.roster.local import LocalRoster
 from integrations.storage.documents import Batch, Student, Teacher
-from integrations.storage.panel import AuditEvent
+from integrations.storage.audit import AuditEvent
 from tests.conftest import require_faces
 from tests.web.conftest import client_for, form_csrf
 
@@ -40,7 +40,7 @@ def test_add_teacher_then_they_sign_in_and_see_their_batch(admin, app) -> None: 
     duplicate = _post(admin, "/teachers/new", email="new.teacher@example.edu", name="Again",
                       password="a-long-password", password2="a-long-password")
     assert duplicate.status_code == 400 and "Another teacher has this email" in duplicate.text
-    assert AuditEvent.objects(action="teacher_create").count() == 1
+    assert AuditEvent.objects(kind="teacher_create").count() == 1
 
 
 def test_edit_teacher_keeps_the_password_when_left_empty(admin) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from integrations.roster import records
 from integrations.roster.base import StudentInfo
 from integrations.storage.documents import AttendanceRecord, Session, Student, utcnow
 from integrations.storage import outbox
-from integrations.storage.panel import AuditEvent
+from integrations.storage.audit import AuditEvent
 from tests.web.conftest import form_csrf
 
 
@@ -69,8 +69,9 @@ def test_manual_mark_same_rules_and_note_as_the_bot(asha, world) -> None:  # typ
     assert record.note == "manual by teacher:asha.rao@example.edu: phone battery dead"
     again = _post(asha, f"/sessions/{sid}/mark", student_id="22PFS001", reason="twice")
     assert "msg=already" in again.headers["location"]
-    event = AuditEvent.objects(session_id=sid, action="manual_mark").get()
-    assert event.actor == "teacher:asha.rao@example.edu" and event.subject == "22PFS001"
+    event = AuditEvent.objects(session_id=sid, kind="manual_mark").get()
+    assert event.actor == "teacher:asha.rao@example.edu" and event.student_id == "22PFS001"
+    assert event.data["reason"] == "phone battery dead" and event.data["from_status"] == "absent"
     audit = asha.get(f"/sessions/{sid}/audit").text
     assert "phone battery dead" in audit and "manual_mark" in audit
 
@@ -88,7 +89,7 @@ def test_extend_and_close(asha, world) -> None:  # type: ignore[no-untyped-def]
     assert closed.status_code == 400 and "The session is closed" in closed.text
     late = _post(asha, f"/sessions/{sid}/extend", minutes="5")
     assert late.status_code == 409 and "The session is closed" in late.text
-    assert {e.action for e in AuditEvent.objects(session_id=sid)} == {"extend", "close"}
+    assert {e.kind for e in AuditEvent.objects(session_id=sid)} == {"session_extended", "session_closed"}
 
 
 def test_report_downloads_match_the_bots_report(asha, world) -> None:  # type: ignore[no-untyped-def]

@@ -21,11 +21,13 @@ from engine import (
     markdown,
     run_script,
 )
+from integrations.app import catalogue
 from integrations.app.assembly import build_app
 from integrations.app.cli.common import quiet_logging
 from integrations.app.demo import run_demo
 from integrations.app.simulation import REPO, apply_env, prepare
 from integrations.hooks.registry import build_registry
+from integrations.hooks.student import record_answers_problems
 from integrations.presence.media_reader import read_video_note
 from integrations.settings import get_settings
 
@@ -33,17 +35,40 @@ from integrations.settings import get_settings
 def cmd_check(args: argparse.Namespace) -> int:
     """Print every problem; exit 1 on an error. Warnings (texts not translated yet) are printed
     but do not fail the check: those texts fall back to the flow's default language."""
-    problems = check_paths(args.paths, build_registry())
+    registry = build_registry()
+    problems = check_paths(args.paths, registry)
+    files = [f for p in args.paths for f in flow_files(p)]
+    errors = [str(p) for p in problems if not p.warning]
+    warnings = len(problems) - len(errors)
     for problem in problems:
         print(problem)
-    files = [f for p in args.paths for f in flow_files(p)]
-    errors = [p for p in problems if not p.warning]
-    warnings = len(problems) - len(errors)
+    if not errors:  # the attendance app's own rules, on flows the engine accepts
+        for path in files:
+            for problem in record_answers_problems(load_flow(path, registry).spec):
+                print(problem)
+                errors.append(problem)
     also = f" and {warnings} warning(s)" if warnings else ""
     if errors:
         print(f"{len(errors)} problem(s){also} in {len(files)} flow file(s)", file=sys.stderr)
         return 1
     print(f"ok: {len(files)} flow file(s) checked" + (f", {warnings} warning(s)" if warnings else ""))
+    return 0
+
+
+def cmd_hooks(args: argparse.Namespace) -> int:
+    """Every registered hook: outcomes, what it provides and reads, where the flows call it."""
+    registry = build_registry()
+    if args.write:
+        path = Path(args.write)
+        document = path.read_text(encoding="utf-8")
+        updated = catalogue.splice(document, catalogue.markdown(registry))
+        if updated != document:
+            path.write_text(updated, encoding="utf-8")
+            print(f"updated the hook reference in {path}")
+        else:
+            print(f"the hook reference in {path} is up to date")
+        return 0
+    print(catalogue.markdown(registry) if args.markdown else catalogue.text(registry), end="")
     return 0
 
 
@@ -157,6 +182,11 @@ def register(sub: Any) -> None:
                                   " for a script, of the users it gives none")
     p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of a script")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("hooks", help="every hook flows can call: outcomes, data provided and read, where used")
+    p.add_argument("--markdown", action="store_true", help="the Markdown reference (as in docs/flows.md)")
+    p.add_argument("--write", metavar="FILE", help="replace the generated reference in FILE (docs/flows.md)")
+    p.set_defaults(func=cmd_hooks)
 
     p = sub.add_parser("draw", help="diagram of a flow")
     p.add_argument("flow")

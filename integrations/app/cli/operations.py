@@ -17,6 +17,8 @@ from typing import Any, Iterator, Optional, TextIO
 from integrations.app.assembly import make_roster_backend
 from integrations.app.cli.common import settings_or_exit
 from integrations.app.stats import STATS_FILE, db_counts
+from integrations.attendance import exports
+from integrations.attendance.audit import format_events
 from integrations.attendance.outbox_worker import OutboxWorker, PassResult
 from integrations.foundation import crypto
 from integrations.foundation.blocking import run_blocking
@@ -94,9 +96,43 @@ def hash_password() -> int:
 
 # ------------------------------------------------------------------------------------------ export
 def export(settings: Settings, session_id: str, fmt: str, output: Optional[str], *, connect: bool = True) -> int:
-    """A session's attendance as CSV or JSON: a backup anyone can open."""
+    """A session's attendance as CSV, JSON or XLSX: a backup anyone can open."""
     with database(settings, connect):
         return _export(settings, session_id, fmt, output)
+
+
+def _write(data: bytes, output: Optional[str], what: str) -> None:
+    if output:
+        Path(output).write_bytes(data)
+        print(f"wrote {output} ({what})")
+    else:
+        sys.stdout.buffer.write(data)
+
+
+def _day(text: Optional[str], flag: str) -> Optional[dt.date]:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"{flag} must be a date like 2025-01-31, not {text!r}") from None
+
+
+def export_history(settings: Settings, batch: str, start: Optional[str], end: Optional[str], fmt: str,
+                   output: Optional[str], *, connect: bool = True) -> int:
+    """A batch's attendance history: sessions x students, with each student's percentage."""
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if first and last and first > last:
+        print("--from is after --to", file=sys.stderr)
+        return 2
+    with database(settings, connect):
+        history = exports.batch_history(batch, first, last, settings.timezone)
+    if not history.sessions:
+        print(f"no sessions of {batch} between {first or 'the first'} and {last or 'the last'}", file=sys.stderr)
+        return 1
+    data = exports.history_xlsx(history) if fmt == "xlsx" else exports.history_csv(history)
+    _write(data, output, f"{len(history.sessions)} sessions, {len(history.students)} students")
+    return 0
 
 
 def _export(settings: Settings, session_id: str, fmt: str, output: Optional[str]) -> int:
@@ -110,21 +146,37 @@ def _export(settings: Settings, session_id: str, fmt: str, output: Optional[str]
         backend.close()
     if fmt == "csv":
         data = records.report_csv(report)
+    elif fmt == "xlsx":
+        data = exports.report_xlsx(report, settings.timezone)
     else:
-        rows = [{"student_id": r.student_id, "name": r.name, "batch": r.batch, "status": r.status,
+        rows = [{"student_id": r.student_id, "name": r.name, "batch": r.batch, "status": r.shown_status,
                  "method": r.method, "time": r.time.isoformat() if r.time else None,
-                 "similarity": r.similarity, "distance_m": r.distance_m} for r in report.rows]
+                 "similarity": r.similarity, "face_distance": r.face_distance, "distance_m": r.distance_m,
+                 "note": r.note or None, "answers": dict(r.answers)} for r in report.rows]
         doc = {"session_id": report.session_id, "subject": report.subject, "batches": list(report.batches),
                "teacher": report.teacher_name,
                "opened_at": report.opened_at.isoformat() if report.opened_at else None,
                "expires_at": report.expires_at.isoformat() if report.expires_at else None,
                "complete": report.complete, "rows": rows}
         data = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    if output:
-        Path(output).write_bytes(data)
-        print(f"wrote {output} ({len(report.rows)} students)")
-    else:
-        sys.stdout.buffer.write(data)
+    _write(data, output, f"{len(report.rows)} students")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- audit
+def audit(settings: Settings, session_id: str, *, out: TextIO = sys.stdout, connect: bool = True) -> int:
+    """Print a session's audit events, oldest first."""
+    with database(settings, connect):
+        events = records.audit_events(session_id)
+        session = records.find_session(session_id)
+    if session is None and not events:
+        print(f"no session {session_id} and no audit events for it", file=sys.stderr)
+        return 1
+    if session is not None:
+        print(f"session {session_id}: {session.subject} ({', '.join(session.batches)}), "
+              f"{len(session.students)} students; {len(events)} event(s); times in {settings.timezone}", file=out)
+    for line in format_events(events, settings.timezone):
+        print(line, file=out)
     return 0
 
 
@@ -271,6 +323,18 @@ def verify_video(settings: Settings, note_path: str, reference_path: str, livene
 
 
 # -------------------------------------------------------------------------------------- the parser
+def _export_command(args: Any) -> int:
+    if bool(args.batch) == bool(args.session_id):
+        print("name a SESSION_ID, or --batch BATCH (with --from/--to) for a batch's history", file=sys.stderr)
+        return 2
+    if args.batch:
+        if args.format == "json":
+            print("a batch's history is csv or xlsx", file=sys.stderr)
+            return 2
+        return export_history(settings_or_exit(), args.batch, args.start, args.end, args.format, args.output)
+    return export(settings_or_exit(), args.session_id, args.format, args.output)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("health", help="store, settings, face verifier, scheduler and bots; exit 1 if unhealthy")
     p.add_argument("--live", action="store_true", help="only the running bots' heartbeat (container healthcheck)")
@@ -288,11 +352,18 @@ def register(sub: Any) -> None:
     roster.add_parser("hash-password", help="read a password and print its scrypt hash for the CSV").set_defaults(
         func=lambda a: hash_password())
 
-    p = sub.add_parser("export", help="a session's attendance as CSV or JSON (backup)")
-    p.add_argument("session_id")
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p = sub.add_parser("export", help="a session's attendance (CSV, JSON, XLSX), or a batch's history (--batch)")
+    p.add_argument("session_id", nargs="?")
+    p.add_argument("--format", choices=["csv", "json", "xlsx"], default="csv")
     p.add_argument("--output", "-o")
-    p.set_defaults(func=lambda a: export(settings_or_exit(), a.session_id, a.format, a.output))
+    p.add_argument("--batch", help="a batch's history: sessions x students with each student's percentage")
+    p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="with --batch: first day (inclusive)")
+    p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="with --batch: last day (inclusive)")
+    p.set_defaults(func=_export_command)
+
+    p = sub.add_parser("audit", help="a session's audit events: codes, locations, face checks, marks, report")
+    p.add_argument("session_id")
+    p.set_defaults(func=lambda a: audit(settings_or_exit(), a.session_id))
 
     p = sub.add_parser("outbox", help="attendance and face checks waiting out an outage; --retry delivers now")
     p.add_argument("--retry", action="store_true")
