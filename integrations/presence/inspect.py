@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from integrations.presence import liveness as lv
 from integrations.presence.faces.base import NO_REFERENCE, FaceResult, FaceVerifier
+from integrations.presence.faces.local import LocalFaceVerifier
 from integrations.presence.note_analysis import analyse_note, warm_up
 from integrations.presence.verify_queue import VideoNoteProcessor
 
@@ -40,8 +41,6 @@ def inspect_note(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="inspect-") as scratch:
         if verifier is None:
-            from integrations.presence.faces.local import LocalFaceVerifier
-
             verifier = LocalFaceVerifier(Path(scratch), tolerance)
         return _inspect(data, reference, verifier, liveness_mode, max_seconds, require_face, params, started)
 

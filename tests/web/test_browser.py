@@ -19,6 +19,7 @@ from PIL import Image
 from playwright.async_api import Page, async_playwright
 
 from engine import Simulator
+from integrations.presence.media_reader import read_video_note
 from integrations.app import build_app
 from integrations.app.panel import context_for_app
 from integrations.foundation.crypto import hash_password
@@ -71,7 +72,7 @@ async def test_the_panel_in_a_real_browser(tmp_path: Path) -> None:
     await app.start()
     panel = await Panel(context_for_app(app), "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{panel.port}"
-    sim = Simulator(app.engine)
+    sim = Simulator(app.engine, media_reader=read_video_note)
     bad_csv = tmp_path / "bad_roster.csv"
     bad_csv.write_text("role,id,name,phone,email,password,batch,subject\nstudent,S1,,12,,,PFS-101,\n"
                        "nobody,S2,Name,,,,PFS-101,\n", encoding="utf-8")
