@@ -59,6 +59,9 @@ class Event:
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
+    # What the event answers, as conversation values (e.g. {"session_id": "..."}): a state's own
+    # handler takes it only when the conversation holds exactly these values (docs/flows.md).
+    about: dict[str, Any] = field(default_factory=dict)
 
 
 Payload = Union[str, Contact, Location, VideoNote, Command, Callback, Event, None]
@@ -77,6 +80,9 @@ class Update:
     message_id: Optional[int] = None
     first_name: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # A one-to-one chat with the bot. Conversations live only there: in a group several people
+    # share one chat, so the engine refuses anything else (transports say what the chat is).
+    private: bool = True
 
     @property
     def key(self) -> tuple[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from pyrogram import raw, types
+from pyrogram import enums, raw, types
 
 from engine import Callback, Command, Contact, Location, Update, VideoNote
 
@@ -76,6 +76,11 @@ def other_kind(message: types.Message) -> str:
     return "unsupported"
 
 
+def is_private(chat: object) -> bool:
+    """A one-to-one chat with the bot; groups, supergroups and channels are refused by the engine."""
+    return getattr(chat, "type", None) == enums.ChatType.PRIVATE
+
+
 def _sender(message: types.Message) -> tuple[int, str]:
     user = getattr(message, "from_user", None)
     if user is not None:
@@ -106,6 +111,7 @@ def map_message(
         forwarded=is_forwarded(message),
         message_id=message.id,
         first_name=first_name,
+        private=is_private(message.chat),
     )
     if location is None and message.location is not None and message.venue is None:
         location = Location(latitude=message.location.latitude, longitude=message.location.longitude)
@@ -146,4 +152,5 @@ def map_callback(query: types.CallbackQuery, bot: str) -> Update:
         payload=Callback(data=data or "", callback_id=str(query.id)),
         message_id=message.id if message is not None else None,
         first_name=query.from_user.first_name or "",
+        private=is_private(message.chat) if message is not None and message.chat else True,
     )

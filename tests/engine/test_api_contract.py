@@ -135,7 +135,7 @@ def test_errors_are_raised_where_callers_catch_them(tmp_path: Path) -> None:
 def test_timeout_event_has_one_name() -> None:
     """The machine's transition and the Event a timer posts are the same name."""
     from engine.constants import RESERVED_EVENTS, TIMEOUT_EVENT
-    from integrations.app_hooks import build_registry
+    from integrations.hooks.registry import build_registry
 
     flow = engine.load_flow(Path(__file__).resolve().parents[2] / "flows" / "example.yaml", build_registry())
     events = {e for state in flow.machine.states for t in state.transitions for e in t.events}

@@ -10,7 +10,7 @@ import pytest
 
 from engine.hooks import HookRegistry
 from engine.loader import check_paths
-from integrations.app_hooks import build_registry
+from integrations.hooks.registry import build_registry
 
 from .flowkit import flow_text, write_flow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from integrations.app_hooks import build_registry
+from integrations.hooks.registry import build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "flows.md"
