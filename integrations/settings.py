@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     # --- video notes and the verification queue
     video_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
     video_max_seconds: int = Field(60, gt=0)
+    video_max_side_px: int = Field(1280, ge=64, le=4096)  # frames larger than this are refused undecoded
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
     outbox_interval_seconds: float = Field(15.0, gt=0)  # how often waiting attendance is retried

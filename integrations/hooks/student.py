@@ -14,12 +14,14 @@ from typing import Any
 from engine import HookContext, HookRegistry, HookResult, VideoNote
 from integrations.attendance.verification import CheckIn
 from integrations.foundation import names
+from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
 from integrations.foundation.timefmt import as_utc, clock
 from integrations.hooks.common import as_contact, services_of, session_of
 from integrations.presence import geofence, otp
 from integrations.presence.verify_queue import VerifyJob
 from integrations.presence.video import validate_video_note
+from integrations.presence.video_probe import probe as probe_video
 from integrations.roster.service import check_own_contact
 from integrations.storage.documents import Session, utcnow
 
@@ -39,8 +41,9 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "invalid", "expired"),
                       provides=("distance_m", "radius_m", "accuracy_m"))
     registry.register("submit_video", submit_video,
-                      outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked"),
-                      provides=("size_mb", "max_mb", "duration_s", "max_s"))
+                      outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked",
+                                "unsupported", "too_big_frame"),
+                      provides=("size_mb", "max_mb", "duration_s", "max_s", "width_px", "height_px", "max_px"))
     return registry
 
 
@@ -144,6 +147,13 @@ async def submit_video(ctx: HookContext) -> HookResult:
               "duration_s": check.duration_s, "max_s": settings.video_max_seconds}
     if not check.ok:
         return HookResult(check.reason if check.reason in ("too_large", "too_long") else "empty", limits)
+    # Container, codec and frame size from the headers, before any decoder sees it (decode bombs).
+    probed = await run_blocking(probe_video, video.data, settings.video_max_side_px)
+    if not probed.ok:
+        log.info("video note refused before decoding: %s %s %dx%d", probed.reason, probed.codec,
+                 probed.width, probed.height)
+        return HookResult("too_big_frame" if probed.reason == "too_big_frame" else "unsupported",
+                          {**limits, **probed.params()})
     session = await session_of(ctx)
     if not _is_open(session):
         return HookResult("expired")
