@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     location_distance_limit_meters: float = Field(50.0, gt=0)
     timezone: str = "UTC"  # how times are shown to users, e.g. Asia/Kolkata
     otp_max_attempts: int = Field(5, ge=1)
-    otp_user_wrong_per_10min: int = Field(10, ge=1)  # wrong codes one Telegram user may try per 10 min
-    otp_session_max_wrong: int = Field(100, ge=1)  # after this many in a session, one miss locks out
+    otp_user_wrong_per_10min: int = Field(10, ge=1)  # codes (right or wrong) one Telegram user may try per 10 min
+    otp_session_max_wrong: int = Field(100, ge=1)  # after max(this, class size) misses, one miss locks out
+    login_free_attempts: int = Field(5, ge=1)  # failed teacher logins before a growing wait (1 min, doubling to 1 h)
 
     # --- face verification
     face_verifier: Literal["local", "rekognition"] = "local"

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 from integrations.attendance.reports import ReportScheduler
 from integrations.attendance.verification import VerificationWorkflow
-from integrations.presence.attempts import SlidingWindow
 from integrations.presence.verify_queue import VerifyQueue
 from integrations.roster.service import RosterService
 from integrations.settings import Settings
+from integrations.storage.throttle import Backoff, WindowLimit
 
 
 @dataclass(frozen=True)
@@ -20,4 +20,5 @@ class Services:
     verify_queue: VerifyQueue
     reports: ReportScheduler
     verification: VerificationWorkflow
-    code_guesses: SlidingWindow  # wrong codes per Telegram user (in memory; per process)
+    code_guesses: WindowLimit  # code attempts per Telegram user (MongoDB: survives restarts)
+    logins: Backoff  # failed teacher logins, per Telegram user and per account (MongoDB)

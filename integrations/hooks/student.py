@@ -22,6 +22,7 @@ from integrations.presence import geofence, otp
 from integrations.presence.verify_queue import VerifyJob
 from integrations.presence.video import validate_video_note
 from integrations.presence.video_probe import probe as probe_video
+from integrations.roster import records
 from integrations.roster.service import check_own_contact
 from integrations.storage.documents import Session, utcnow
 
@@ -35,7 +36,7 @@ def register(registry: HookRegistry) -> HookRegistry:
                       provides=("student_id", "student_name", "student_batch"))
     registry.register("check_code", check_code,
                       outcomes=("ok", "malformed", "wrong", "locked", "no_session", "expired",
-                                "not_on_roster", "already_marked", "slow_down"),
+                                "already_marked", "slow_down"),
                       provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time",
                                 "wait_min"))
     registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "invalid", "expired"),
@@ -67,24 +68,36 @@ async def identify_student(ctx: HookContext) -> HookResult:
 
 # ---------------------------------------------------------------------------------------- code
 async def check_code(ctx: HookContext) -> HookResult:
-    """Constant-time code check; wrong codes count against every open session of the student."""
+    """Limits and lockouts first, then a constant-time compare: the answer (and what is counted)
+    is the same whatever the code, until it is the right code of a session the student may use.
+
+    1. A malformed code (not 6 digits) compares nothing and counts nothing.
+    2. Every code attempt takes one from the Telegram user's window (in MongoDB), right or wrong,
+       before anything is compared; an empty window answers "wait" for any code.
+    3. A student locked out of every open session they are on is told "locked" for any code.
+    4. Only then is the code compared. The code of a session the student is not on, or is locked
+       out of, is a wrong code like any other.
+    5. A wrong code counts against each open session of the student they are not locked out of
+       (locked students' misses never count toward a session's brake).
+    """
     services = services_of(ctx)
     settings = services.settings
     student_id = str(ctx.data.get("student_id") or "")
     code = otp.normalize(ctx.answer)
     if code is None:
         return HookResult("malformed")
-    policy = otp.OtpPolicy(settings.otp_max_attempts)
-    guesses = services.code_guesses
-    if guesses.blocked(ctx.update.user_id):
-        return HookResult("slow_down", {"wait_min": max(1, math.ceil(guesses.retry_after(ctx.update.user_id) / 60))})
+    allowed, wait_s = await run_blocking(services.code_guesses.take, ctx.update.user_id)
+    if not allowed:
+        return HookResult("slow_down", {"wait_min": max(1, math.ceil(wait_s / 60))})
+    mine = await services.roster.open_sessions_of(student_id)
+    usable = [s for s in mine if not s.is_locked_out(student_id)]
+    if mine and not usable:
+        return HookResult("locked")
     session = await services.roster.session_by_otp(code, student_id)
-    on_roster = session is not None and session.student(student_id) is not None
-    if session is not None and on_roster and otp.codes_equal(code, session.otp):
+    if (session is not None and session.student(student_id) is not None
+            and not session.is_locked_out(student_id) and otp.codes_equal(code, session.otp)):
         data: dict[str, Any] = {"session_id": str(session.id), "subject": session.subject,
                                 "teacher_name": session.teacher.name or session.teacher.email}
-        if session.is_locked_out(student_id):
-            return HookResult("locked", data)
         if not _is_open(session):
             return HookResult("expired", data)
         record = await services.roster.attendance_of(str(session.id), student_id)
@@ -92,18 +105,15 @@ async def check_code(ctx: HookContext) -> HookResult:
             data["marked_time"] = clock(record.time, settings.timezone)
             return HookResult("already_marked", data)
         return HookResult("ok", data)
-    # A wrong code (or one of a class the student is not in): count it, lock out at the limit.
-    guesses.hit(ctx.update.user_id)
-    mine = await services.roster.open_sessions_of(student_id)
-    counts = [await services.roster.record_wrong_code(str(s.id), student_id, policy.max_attempts,
-                                                      settings.otp_session_max_wrong) for s in mine]
+    if not mine:
+        return HookResult("no_session")
+    policy = otp.OtpPolicy(settings.otp_max_attempts)
+    counts = [await services.roster.record_wrong_code(
+        str(s.id), student_id, policy.max_attempts, records.wrong_code_cap(s, settings.otp_session_max_wrong))
+        for s in usable]
     if any(locked for _, locked in counts):
         return HookResult("locked")
     left = policy.max_attempts - max((count for count, _ in counts), default=0)
-    if session is not None and _is_open(session) and not on_roster:
-        return HookResult("not_on_roster", {"attempts_left": left})
-    if not mine:
-        return HookResult("no_session")
     return HookResult("wrong", {"attempts_left": left})
 
 

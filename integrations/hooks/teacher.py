@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from typing import Any
 
 from engine import HookContext, HookRegistry, HookResult
 from integrations.attendance.reports import build_report
 from integrations.foundation import names
-from integrations.foundation.errors import OTP_IN_USE, RosterError
+from integrations.foundation.blocking import run_blocking
+from integrations.foundation.errors import BAD_CREDENTIALS, OTP_IN_USE, PHONE_MISMATCH, RosterError
 from integrations.foundation.timefmt import clock
 from integrations.hooks.common import as_contact, services_of, unavailable
 from integrations.presence import geofence, otp
@@ -25,8 +27,8 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("find_teacher", find_teacher, outcomes=("known", "new"), provides=("teacher_name",))
     registry.register("teacher_contact", teacher_contact, outcomes=("ok", "not_own"), provides=("teacher_phone",))
     registry.register("teacher_login", teacher_login,
-                      outcomes=("ok", "bad_credentials", "phone_mismatch", "unavailable"),
-                      provides=("teacher_name",))
+                      outcomes=("ok", "bad_credentials", "slow_down", "unavailable"),
+                      provides=("teacher_name", "wait_min"))
     registry.register("session_defaults", session_defaults, outcomes=("ok", "session_open", "unavailable"),
                       provides=("default_radius", *SESSION_KEYS))
     registry.register("teacher_batches", teacher_batches, kind="options")
@@ -64,18 +66,33 @@ def teacher_contact(ctx: HookContext) -> HookResult:
 
 
 async def teacher_login(ctx: HookContext) -> HookResult:
+    """Waits first, then the phone binding, then the password; one answer for every failure.
+
+    Failed logins are counted per Telegram user and per account (MongoDB): after
+    LOGIN_FREE_ATTEMPTS of them the next try waits 1 min, doubling to 1 h; a success clears both.
+    A wrong password, an unknown email and a phone that is not the account's all answer
+    ``bad_credentials``, so no answer confirms a password."""
     services = services_of(ctx)
+    email = str(ctx.data.get("email", "")).strip().lower()
+    keys = (f"user:{ctx.update.user_id}", f"account:{email}")
+    wait_s = max([await run_blocking(services.logins.wait, key) for key in keys])
+    if wait_s > 0:
+        return HookResult("slow_down", {"wait_min": max(1, math.ceil(wait_s / 60))})
     try:
         teacher = await services.roster.login_teacher(
-            ctx.update.user_id, ctx.data.get("teacher_phone", ""), ctx.data.get("email", ""),
-            ctx.data.get("_password", ""),
+            ctx.update.user_id, ctx.data.get("teacher_phone", ""), email, ctx.data.get("_password", ""),
         )
     except RosterError as exc:
-        if exc.message_key in ("bad_credentials", "phone_mismatch"):
-            return HookResult(exc.message_key)
+        if exc.message_key in (BAD_CREDENTIALS, PHONE_MISMATCH):
+            log.info("teacher login refused for telegram user %s (%s)", ctx.update.user_id, exc.message_key)
+            for key in keys:
+                await run_blocking(services.logins.fail, key)
+            return HookResult("bad_credentials")
         if unavailable(exc):
             return HookResult("unavailable")
         raise
+    for key in keys:
+        await run_blocking(services.logins.reset, key)
     return HookResult("ok", {"teacher_name": teacher.name or teacher.email})
 
 

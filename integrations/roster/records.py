@@ -31,6 +31,7 @@ from integrations.storage.documents import (
     Student,
     StudentSnapshot,
     Teacher,
+    escape_key,
     utcnow,
 )
 
@@ -85,6 +86,7 @@ def create_session(
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
         students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
     )
+    session.roster_size = len(session.students)
     try:
         return session.save()
     except NotUniqueError:
@@ -299,23 +301,35 @@ def open_sessions_of(student_id: str) -> list[Session]:
     return list(for_student(query, student_id))
 
 
+def wrong_code_cap(session: Session, per_session: int) -> int:
+    """Misses a session takes from everyone before one more miss locks a student out at once:
+    OTP_SESSION_MAX_WRONG, or one per student for a larger class (honest typos scale with it)."""
+    return max(int(per_session), int(session.roster_size or 0))
+
+
 def record_wrong_code(session_id: str, student_id: str, max_attempts: int, session_cap: int) -> tuple[int, bool]:
     """One wrong code against a session: per student (lockout at the limit) and in total.
 
-    Once a session has drawn `session_cap` wrong codes from everyone together (many accounts
-    guessing), every further miss locks that student out at once, so guessing across accounts
-    buys at most `session_cap` + one try per student. Returns (the student's count, locked).
+    One atomic update counts both, and only for a student not locked out yet: a locked student's
+    guesses never count toward the session's total (so accomplices cannot spend the brake on an
+    honest class). Once the total passes `session_cap`, every further miss locks that student out
+    at once. Returns (the student's count, locked).
     """
     oid = session_oid(session_id)
-    total = Session._get_collection().find_one_and_update(
-        {"_id": oid}, {"$inc": {"failed_otp_total": 1}},
-        projection={"failed_otp_total": True}, return_document=ReturnDocument.AFTER,
+    key = escape_key(student_id)
+    doc = Session._get_collection().find_one_and_update(
+        {"_id": oid, "locked_out": {"$ne": student_id}},
+        {"$inc": {"failed_otp_total": 1, f"failed_otp.{key}": 1}},
+        projection={"failed_otp_total": True, f"failed_otp.{key}": True},
+        return_document=ReturnDocument.AFTER,
     )
-    count, locked = Session.record_failed_otp(oid, student_id, max_attempts)
-    if not locked and total is not None and total["failed_otp_total"] > session_cap:
+    if doc is None:  # locked out already (or no such session): nothing counted
+        return max_attempts, True
+    count = int(doc["failed_otp"][key])
+    if count >= max_attempts or doc["failed_otp_total"] > session_cap:
         Session.objects(id=oid).update_one(add_to_set__locked_out=student_id)
         return count, True
-    return count, locked
+    return count, False
 
 
 def close_now(session_id: str) -> Optional[dt.datetime]:

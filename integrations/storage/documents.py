@@ -168,6 +168,7 @@ class Session(Document):
     expires_at = DateTimeField(required=True)
     status = StringField(choices=SESSION_STATUSES, default="open")
     students = ListField(EmbeddedDocumentField(StudentSnapshot))
+    roster_size = IntField()  # len(students), readable without loading them (sessions of before: unset)
     report_sent_at = DateTimeField()
     failed_otp = MapField(IntField())  # escaped student id -> wrong codes
     failed_otp_total = IntField(default=0)  # wrong codes from everyone (brute-force brake)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from mongoengine import Document
 
-from integrations.storage import conversations, documents, outbox
+from integrations.storage import conversations, documents, outbox, throttle
 
 ALL_DOCUMENTS: tuple[type[Document], ...] = (
-    *documents.ALL_DOCUMENTS, *outbox.DOCUMENTS, conversations.ConversationDoc,
+    *documents.ALL_DOCUMENTS, *outbox.DOCUMENTS, conversations.ConversationDoc, *throttle.DOCUMENTS,
 )
 
 

@@ -4,15 +4,18 @@ Every test here failed before its fix (docs/reliability.md, "Security", maps ite
 """
 from __future__ import annotations
 
+import re
 import resource
 import time
 from pathlib import Path
 
+from engine.simulator import Simulator, SimUser
 from engine.types import Command, Contact, Location, Update, VideoNote
-from integrations.storage.documents import AttendanceRecord
+from integrations.app import build_app
+from integrations.storage.documents import AttendanceRecord, Session
 from tests.fakes.notes import mjpg_avi_bomb, mp4_note
 
-from .appkit import NEAR, STUDENTS, make_app, open_session, student_at_code
+from .appkit import NEAR, REPO, STUDENTS, VIKRAM, make_app, open_session, student_at_code
 
 
 def _texts(actions: list) -> str:
@@ -95,4 +98,152 @@ async def test_a_decode_bomb_is_refused_from_its_headers_fast_and_small(tmp_path
         assert _peak_rss_mb() - before < 200, name
         assert await sim.state_of(ravi) == "ask_video"
     assert app.verify_queue.stats()["submitted"] == 0  # nothing reached a decoder
+    await app.stop()
+
+
+# ------------------------------------------------------------------ 6. teacher passwords
+async def _login(sim, user, phone: str, email: str, password: str) -> str:
+    for line in ("/start", f"/contact {phone}", email):
+        await sim.send(user, line)
+    return " ".join(await sim.send(user, password))
+
+
+async def test_password_guessing_waits_per_user_and_per_account_and_says_the_same_for_every_failure() -> None:
+    app, sim = make_app()
+    await app.start()
+    mallory = SimUser("mallory", 5999, "teacher", "Mallory")
+    answers = [await _login(sim, mallory, "+919848000099", "asha.rao@example.edu", f"guess-{n}") for n in range(5)]
+    assert all("That login did not work" in a for a in answers)
+    # The 6th try waits, even with the right password: nothing is compared while waiting.
+    sixth = await _login(sim, mallory, "+919848000099", "asha.rao@example.edu", "demo-pass-1")
+    assert "Too many failed logins. Please wait 1 min" in sixth
+    # The account waits too, from any Telegram user (another phone, another guesser)...
+    other = SimUser("trudy", 5998, "teacher", "Trudy")
+    assert "Please wait" in await _login(sim, other, "+919848000098", "asha.rao@example.edu", "guess-x")
+    # ...while other accounts do not.
+    assert "Logged in" in await _login(sim, VIKRAM, "+919848000002", "vikram.sen@example.edu", "demo-pass-2")
+    await app.stop()
+
+
+async def test_the_right_password_from_a_foreign_phone_confirms_nothing() -> None:
+    app, sim = make_app()
+    await app.start()
+    mallory = SimUser("mallory", 5999, "teacher", "Mallory")
+    wrong = await _login(sim, mallory, "+919999999999", "asha.rao@example.edu", "not-her-password")
+    right = await _login(sim, mallory, "+919999999999", "asha.rao@example.edu", "demo-pass-1")
+    strip = lambda text: re.sub(r"\[deleted your message \d+\]", "", text)  # noqa: E731
+    assert strip(wrong) == strip(right)
+    assert "belongs to another phone number" not in right
+    assert await sim.state_of(mallory) == "ask_email"
+    await app.stop()
+
+
+def test_the_phone_binding_is_checked_before_the_password(tmp_path: Path) -> None:
+    from integrations.foundation.errors import RosterError
+    from integrations.roster.local import LocalRoster
+
+    app, _ = make_app()
+    for password in ("wrong", "demo-pass-1"):  # the key never depends on the password
+        try:
+            LocalRoster().login(5999, "919999999999", "asha.rao@example.edu", password)
+        except RosterError as exc:
+            assert exc.message_key == "phone_mismatch"
+        else:
+            raise AssertionError("a foreign phone logged in")
+
+
+# ------------------------------------------------------------------ 7. the code-guessing oracle
+async def test_the_reply_to_a_guess_never_tells_whether_it_was_right() -> None:
+    app, sim = make_app(otp_user_wrong_per_10min=2, otp_max_attempts=50)
+    await app.start()
+    code = await open_session(sim)
+    wrong = f"{(int(code) + 1) % 1000000:06d}"
+    ravi, sita = await student_at_code(sim, "ravi"), await student_at_code(sim, "sita")
+    for guess in (wrong, f"{(int(code) + 2) % 1000000:06d}"):  # Ravi: two wrong guesses
+        await sim.send(ravi, guess)
+    await sim.send(sita, wrong)  # Sita: one wrong guess, then the right one
+    assert any("Code accepted" in r for r in await sim.send(sita, code))
+    await sim.send(sita, "/start")
+    await sim.send(sita, f"/contact {STUDENTS['sita'][1]}")
+    # The third attempt of each is refused the same way, whatever was right before and now.
+    after_ravi = " ".join(await sim.send(ravi, code))
+    after_sita = " ".join(await sim.send(sita, wrong))
+    assert "Please wait" in after_ravi and "Please wait" in after_sita
+    assert after_ravi == after_sita
+    await app.stop()
+
+
+async def test_a_locked_student_gets_one_answer_for_every_code_and_counts_nothing() -> None:
+    app, sim = make_app(otp_max_attempts=2, otp_user_wrong_per_10min=50)
+    await app.start()
+    code = await open_session(sim)
+    ravi = await student_at_code(sim, "ravi")
+    await sim.send(ravi, "000001")
+    assert any("locked out" in r for r in await sim.send(ravi, "000002"))
+    answers = set()
+    for guess in (code, "000003", code):
+        await sim.send(ravi, "/start")
+        await sim.send(ravi, f"/contact {STUDENTS['ravi'][1]}")
+        answers.add(" ".join(await sim.send(ravi, guess)))
+    assert len(answers) == 1 and "locked out" in answers.pop()
+    assert Session.objects.first().failed_otp_total == 2
+    await app.stop()
+
+
+async def test_another_class_s_code_is_a_wrong_code_like_any_other() -> None:
+    app, sim = make_app()
+    await app.start()
+    code = await open_session(sim)
+    farah = SimUser("farah", 6201, "student", "Farah")
+    await sim.send(farah, "/start")
+    await sim.send(farah, "/contact +919000020001")
+    assert " ".join(await sim.send(farah, code)) == " ".join(await sim.send(farah, "000000"))
+    await app.stop()
+
+
+async def test_the_code_limit_survives_a_restart() -> None:
+    app, sim = make_app(otp_user_wrong_per_10min=2, otp_max_attempts=50)
+    await app.start()
+    code = await open_session(sim)
+    ravi = await student_at_code(sim, "ravi")
+    for guess in ("000001", "000002"):
+        await sim.send(ravi, guess)
+    await app.stop()
+    again = build_app(app.settings, flows=REPO / "flows", verifier=app.verifier, connect=False,
+                      store=app.engine.store)
+    again.open_storage()
+    await again.start()
+    sim = Simulator(again.engine)
+    replies = await sim.send(ravi, code)
+    assert any("Please wait" in r for r in replies), replies
+    await again.stop()
+
+
+# ------------------------------------------------------------------ 9. the session brake
+async def test_accomplices_locked_out_cannot_spend_the_session_brake() -> None:
+    app, sim = make_app(otp_max_attempts=2, otp_session_max_wrong=5, otp_user_wrong_per_10min=50)
+    await app.start()
+    code = await open_session(sim)
+    wrong = f"{(int(code) + 1) % 1000000:06d}"
+    for name in ("ravi", "sita"):  # two accomplices lock themselves out, then keep guessing
+        user = await student_at_code(sim, name)
+        for _ in range(12):
+            await sim.send(user, wrong)
+            if await sim.state_of(user) != "ask_code":
+                user = await student_at_code(sim, name)
+    arjun = await student_at_code(sim, "arjun")  # an honest student makes one typo
+    assert any("Wrong code. 1 attempt(s) left" in r for r in await sim.send(arjun, wrong))
+    assert any("Code accepted" in r for r in await sim.send(arjun, code))
+    assert Session.objects.first().failed_otp_total == 5
+    await app.stop()
+
+
+async def test_the_session_brake_scales_with_the_class() -> None:
+    app, sim = make_app(otp_session_max_wrong=1)  # below the class size of 4: the class size counts
+    await app.start()
+    code = await open_session(sim)
+    wrong = f"{(int(code) + 1) % 1000000:06d}"
+    for name in ("ravi", "sita", "arjun", "lata"):
+        user = await student_at_code(sim, name)
+        assert any("Wrong code" in r for r in await sim.send(user, wrong)), name
     await app.stop()
