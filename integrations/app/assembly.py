@@ -191,7 +191,8 @@ def build_app(
                               on_sent=queue.forget_session)
     services = Services(
         settings=settings, roster=service, verify_queue=queue, reports=reports,
-        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone),
+        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone,
+                                          max_attempts=settings.face_max_attempts, reports=reports),
         code_guesses=WindowLimit("otp-user", settings.otp_user_wrong_per_10min, CODE_GUESS_WINDOW_S),
         logins=Backoff("login", settings.login_free_attempts, LOGIN_WAIT_S, LOGIN_WAIT_CAP_S),
     )

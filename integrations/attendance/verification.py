@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from integrations.attendance.frames import FrameKeeper
 from integrations.attendance.notify import Notifier
@@ -18,20 +18,26 @@ from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
 from integrations.foundation.timefmt import clock
 from integrations.presence.verify_queue import VerifyOutcome
-from integrations.roster import records
 from integrations.roster.service import RosterService
 from integrations.storage import outbox
-from integrations.storage.documents import Session, utcnow
+from integrations.storage.documents import utcnow
 
 log = logging.getLogger(__name__)
 
+
+class LateMarks(Protocol):
+    """What the workflow needs of the report scheduler (attendance/reports.py)."""
+
+    async def late_mark(self, session_id: str) -> bool: ...
+
 # Face reasons the student can fix by recording again: the event the flow answers with.
 _RETRYABLE = {names.MISMATCH: names.MISMATCH, names.NO_FACE: names.NO_FACE}
+FACE_CHECK_LEASE_S = 900.0  # a claimed check whose answer never came frees the student after this
 
 
 @dataclass(frozen=True)
 class CheckIn:
-    """Who a face check is for and where its answer goes."""
+    """Who a face check is for and where its answer goes; ``token`` names its claim on the session."""
 
     chat_id: int
     user_id: int
@@ -39,36 +45,58 @@ class CheckIn:
     student_id: str
     subject: str
     distance_m: Optional[float] = None
+    token: str = ""
 
 
 class VerificationWorkflow:
-    """Turns a :class:`VerifyOutcome` into attendance, outbox entries and a message."""
+    """Turns a :class:`VerifyOutcome` into attendance, outbox entries and a message.
+
+    The student's failures are counted on the session (one atomic ``$inc`` per failed check, and
+    only one check in flight per student and session, claimed by ``submit_video``), so
+    ``FACE_MAX_ATTEMPTS`` checks means exactly that many. The claim is given back only after the
+    answer is recorded, so a report waiting for the session's checks sees every answer.
+    """
 
     def __init__(self, roster: RosterService, notify: Notifier, frames: Optional[FrameKeeper], *,
-                 timezone: str = "UTC") -> None:
+                 timezone: str = "UTC", max_attempts: int = 3, reports: Optional[LateMarks] = None) -> None:
         self.roster = roster
         self.notify = notify
         self.frames = frames
         self.timezone = timezone
+        self.max_attempts = max(1, int(max_attempts))
+        self.reports = reports
 
     async def on_outcome(self, check: CheckIn, outcome: VerifyOutcome) -> None:
+        try:
+            await self._answer(check, outcome)
+        finally:
+            if check.token:
+                await self.roster.release_face_check(check.session_id, check.student_id, check.token)
+
+    async def _answer(self, check: CheckIn, outcome: VerifyOutcome) -> None:
         face = outcome.face
         params = outcome.params()
+        reason = outcome.reason
         if outcome.ok:
             data = {"subject": check.subject, "marked_time": clock(utcnow(), self.timezone)}
-            synced = await self._submit(check, names.PRESENT, face.similarity if face else None)
+            synced, changed = await self._submit(check, names.PRESENT, face.similarity if face else None)
             await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
+            if changed:
+                await self._late(check)
             return
-        reason = outcome.reason
+        if reason in _RETRYABLE or (reason == names.ATTEMPTS_EXHAUSTED and outcome.cause in _RETRYABLE):
+            failures = await self.roster.face_check_failed(check.session_id, check.student_id)
+            params.update(attempts_used=failures, attempts_left=max(0, self.max_attempts - failures),
+                          max_attempts=self.max_attempts)
+            if failures >= self.max_attempts:
+                reason = names.ATTEMPTS_EXHAUSTED
         if reason in _RETRYABLE:
-            await run_blocking(Session.record_face_failure, records.session_oid(check.session_id), check.student_id)
             await self._tell(check, _RETRYABLE[reason], params)
         elif reason == names.ATTEMPTS_EXHAUSTED:
-            if outcome.cause in _RETRYABLE:
-                await run_blocking(Session.record_face_failure, records.session_oid(check.session_id),
-                                   check.student_id)
-            await self._submit(check, names.FAILED)
+            _, changed = await self._submit(check, names.FAILED)
             await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
+            if changed:
+                await self._late(check)
         elif reason == names.NO_REFERENCE:
             await self._tell(check, names.NO_REFERENCE, params)
         elif reason in names.FACE_SERVICE_DOWN:
@@ -79,14 +107,29 @@ class VerificationWorkflow:
             await self._tell(check, names.BAD_VIDEO, params)
 
     async def _tell(self, check: CheckIn, event: str, data: Optional[dict[str, Any]] = None) -> None:
-        await self.notify(names.STUDENT_BOT, check.chat_id, event, data or {}, check.user_id)
+        """The answer is *about* its session: the student's flow applies it only while the
+        conversation is still about that session, and otherwise says it is about another class."""
+        data = dict(data or {})
+        data.update({names.CHECK_SUBJECT_KEY: check.subject,
+                     names.CHECK_TIME_KEY: clock(utcnow(), self.timezone)})
+        await self.notify(names.STUDENT_BOT, check.chat_id, event, data, check.user_id,
+                          about={"session_id": check.session_id})
 
-    async def _submit(self, check: CheckIn, status: str, similarity: Any = None) -> bool:
-        """Record attendance; False if the API is down (the record waits in the outbox)."""
+    async def _late(self, check: CheckIn) -> None:
+        """A mark that may have come after the session's report: the report scheduler corrects it."""
+        if self.reports is not None:
+            try:
+                await self.reports.late_mark(check.session_id)
+            except Exception:  # the mark stands; a missing correction must not lose the answer
+                log.exception("could not check whether session %s needs a corrected report", check.session_id)
+
+    async def _submit(self, check: CheckIn, status: str, similarity: Any = None) -> tuple[bool, bool]:
+        """Record attendance: (synced, changed); not synced when the API is down (the record waits
+        in the outbox)."""
         try:
-            await self.roster.submit_attendance(check.session_id, check.student_id, status, names.BY_FACE,
-                                                similarity=similarity, distance_m=check.distance_m)
-            return True
+            result = await self.roster.submit_attendance(check.session_id, check.student_id, status, names.BY_FACE,
+                                                         similarity=similarity, distance_m=check.distance_m)
+            return True, bool(getattr(result, "changed", True))
         except RosterError as exc:
             if exc.message_key not in UNAVAILABLE_KEYS:
                 raise
@@ -97,7 +140,7 @@ class VerificationWorkflow:
             check.session_id, check.student_id, status, names.BY_FACE, similarity=similarity,
             distance_m=check.distance_m, chat_id=check.chat_id, user_id=check.user_id,
             subject=check.subject, error=error))
-        return False
+        return False, True
 
     async def _park_frame(self, check: CheckIn, error: str) -> bool:
         """Keep the frame the face service could not check; False if there is none to keep."""

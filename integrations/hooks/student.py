@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import uuid
 from typing import Any
 
 from engine import HookContext, HookRegistry, HookResult, VideoNote
-from integrations.attendance.verification import CheckIn
+from integrations.attendance.verification import FACE_CHECK_LEASE_S, CheckIn
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
@@ -43,8 +44,9 @@ def register(registry: HookRegistry) -> HookRegistry:
                       provides=("distance_m", "radius_m", "accuracy_m"))
     registry.register("submit_video", submit_video,
                       outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked",
-                                "unsupported", "too_big_frame"),
-                      provides=("size_mb", "max_mb", "duration_s", "max_s", "width_px", "height_px", "max_px"))
+                                "unsupported", "too_big_frame", "checking", "exhausted"),
+                      provides=("size_mb", "max_mb", "duration_s", "max_s", "width_px", "height_px", "max_px",
+                                "max_attempts"))
     return registry
 
 
@@ -172,9 +174,18 @@ async def submit_video(ctx: HookContext) -> HookResult:
     record = await services.roster.attendance_of(str(session.id), student_id)
     if record is not None and record.status == names.PRESENT:
         return HookResult("already_marked")
+    # One check in flight per student and session, and none past the limit (one atomic claim).
+    token = uuid.uuid4().hex
+    claim = await services.roster.begin_face_check(str(session.id), student_id, token, settings.face_max_attempts,
+                                                   FACE_CHECK_LEASE_S)
+    if claim == "busy":
+        return HookResult("checking")
+    if claim != "ok":
+        return HookResult("exhausted", {"max_attempts": settings.face_max_attempts})
     entry = session.student(student_id)
     check = CheckIn(chat_id=ctx.update.chat_id, user_id=ctx.update.user_id, session_id=str(session.id),
-                    student_id=student_id, subject=session.subject, distance_m=ctx.data.get("distance_m"))
+                    student_id=student_id, subject=session.subject, distance_m=ctx.data.get("distance_m"),
+                    token=token)
     job = VerifyJob(
         session_id=str(session.id), student_id=student_id,
         batch=entry.batch if entry else str(ctx.data.get("student_batch") or ""),
@@ -184,5 +195,6 @@ async def submit_video(ctx: HookContext) -> HookResult:
         prior_failures=session.face_failure_count(student_id),
     )
     if not services.verify_queue.submit(job):
+        await services.roster.release_face_check(str(session.id), student_id, token)
         return HookResult("busy")
     return HookResult("queued")

@@ -158,6 +158,20 @@ class RosterService:
         """Count a wrong code; (the student's count, locked out now)."""
         return await self._run(records.record_wrong_code, session_id, student_id, max_attempts, session_cap)
 
+    async def begin_face_check(self, session_id: str, student_id: str, token: str, max_attempts: int,
+                               lease_s: float) -> str:
+        """Claim the student's one face check in the session: ok | busy | exhausted | gone."""
+        return await self._run(Session.begin_face_check, records.session_oid(session_id), student_id, token,
+                               max_attempts, lease_s)
+
+    async def face_check_failed(self, session_id: str, student_id: str) -> int:
+        """Count one failed face check (atomically); the student's failures now."""
+        return await self._run(Session.record_face_failure, records.session_oid(session_id), student_id)
+
+    async def release_face_check(self, session_id: str, student_id: str, token: str) -> bool:
+        """Give back the claim of :meth:`begin_face_check` once the check's answer is recorded."""
+        return await self._run(Session.release_face_check, records.session_oid(session_id), student_id, token)
+
     async def close_session_now(self, session_id: str) -> Optional[dt.datetime]:
         """Stop taking codes at once; the closing time, or None if it was not open."""
         return await self._run(records.close_now, session_id)

@@ -4,18 +4,24 @@ Every test here failed before its fix (docs/reliability.md, "Security", maps ite
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import resource
+import threading
 import time
 from pathlib import Path
+from typing import Any, Optional
 
 from engine.simulator import Simulator, SimUser
 from engine.types import Command, Contact, Location, Update, VideoNote
 from integrations.app import build_app
+from integrations.attendance.reports import CORRECTION_DELAY_SECONDS
+from integrations.roster.csv_import import import_roster_text
 from integrations.storage.documents import AttendanceRecord, Session
+from tests.fakes.faces import MATCHED, MISMATCHED
 from tests.fakes.notes import mjpg_avi_bomb, mp4_note
 
-from .appkit import NEAR, REPO, STUDENTS, VIKRAM, make_app, open_session, student_at_code
+from .appkit import ASHA, NEAR, REPO, STUDENTS, VIKRAM, make_app, open_session, student_at_code
 
 
 def _texts(actions: list) -> str:
@@ -246,4 +252,126 @@ async def test_the_session_brake_scales_with_the_class() -> None:
     for name in ("ravi", "sita", "arjun", "lata"):
         user = await student_at_code(sim, name)
         assert any("Wrong code" in r for r in await sim.send(user, wrong)), name
+    await app.stop()
+
+
+# ------------------------------------------------------------------ 3, 4, 10. face checks
+class Gate:
+    """A face check processor that answers only when the test opens its session's gate."""
+
+    def __init__(self, answer: Any = MATCHED) -> None:
+        self.answer = answer
+        self.gates: dict[str, threading.Event] = {}
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def gate(self, session_id: str) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(session_id, threading.Event())
+
+    def __call__(self, job: Any) -> Any:
+        with self.lock:
+            self.calls.append(job.session_id)
+        self.gate(job.session_id).wait(20)
+        return self.answer
+
+    def open(self, session_id: Optional[str] = None) -> None:
+        for sid in [session_id] if session_id else list(self.gates) or []:
+            self.gate(sid).set()
+
+
+NOTE = "/video flows/scripts/media/hello.mp4"
+
+
+async def _check_in(sim, name: str, code: str) -> SimUser:
+    user = await student_at_code(sim, name)
+    await sim.send(user, code)
+    await sim.send(user, NEAR)
+    return user
+
+
+async def test_one_face_check_in_flight_per_student_and_three_attempts_mean_three() -> None:
+    gate = Gate(MISMATCHED)
+    app, sim = make_app(processor=gate, otp_user_wrong_per_10min=100)
+    await app.start()
+    code = await open_session(sim)
+    ravi = await _check_in(sim, "ravi", code)
+    assert any("Video received" in r for r in await sim.send(ravi, NOTE))
+    for _ in range(4):  # /start while the check runs, and another note each time
+        await _check_in(sim, "ravi", code)
+        assert any("still being checked" in r for r in await sim.send(ravi, NOTE))
+    assert app.verify_queue.stats()["submitted"] == 1
+    gate.open()
+    await app.verify_queue.drain()
+    session_id = str(Session.objects.first().id)
+    gate.gate(session_id).set()
+    for _ in range(5):  # keep trying: the limit is 3 checks, whatever the timing
+        await _check_in(sim, "ravi", code)
+        await sim.send(ravi, NOTE)
+        await app.verify_queue.drain()
+    assert len(gate.calls) == 3
+    assert Session.objects.first().face_failure_count("22PFS001") == 3
+    assert AttendanceRecord.objects.get(student_id="22PFS001").status == "failed"
+    await app.stop()
+
+
+async def test_the_report_waits_for_a_face_check_accepted_before_the_close() -> None:
+    gate = Gate()
+    app, sim = make_app(processor=gate)
+    await app.start()
+    code = await open_session(sim)
+    ravi = await _check_in(sim, "ravi", code)
+    await sim.send(ravi, NOTE)
+    since = len(sim.received(ASHA))
+    await sim.send(ASHA, "/close")
+    await asyncio.sleep(1.0)  # the report is due now, but a check is running
+    assert not any("Attendance report" in t for t in sim.texts(ASHA, since))
+    gate.open()
+    assert await sim.wait_for(ASHA, ["📋 Attendance report", "Present 1/4: Ravi Kumar"], since, within=15) == []
+    await asyncio.sleep(CORRECTION_DELAY_SECONDS + 0.5)
+    assert not any("Corrected" in t for t in sim.texts(ASHA, since))
+    await app.stop()
+
+
+async def test_a_check_that_outlasts_the_wait_gets_a_corrected_report() -> None:
+    gate = Gate()
+    app, sim = make_app(processor=gate)
+    app.reports.checks_wait_s = 0.5
+    await app.start()
+    code = await open_session(sim)
+    ravi = await _check_in(sim, "ravi", code)
+    await sim.send(ravi, NOTE)
+    since = len(sim.received(ASHA))
+    await sim.send(ASHA, "/close")
+    assert await sim.wait_for(ASHA, ["📋 Attendance report", "Present 0/4"], since, within=15) == []
+    gate.open()
+    assert await sim.wait_for(ASHA, ["📋 Corrected attendance report", "Present 1/4: Ravi Kumar",
+                                     "Corrected attendance report (CSV)"], since, within=15) == []
+    assert AttendanceRecord.objects.get(student_id="22PFS001").status == "present"
+    await app.stop()
+
+
+async def test_a_face_answer_for_another_class_never_ends_this_one() -> None:
+    gate = Gate()
+    app, sim = make_app(processor=gate)
+    await app.start()
+    import_roster_text("role,id,name,phone,email,password,batch,subject\n"
+                       "teacher,,Maya Das,+91 98480 00003,maya@example.edu,demo-pass-3,PFS-101,Maths\n")
+    python = await open_session(sim)
+    maya = SimUser("maya", 5003, "teacher", "Maya")
+    maths = await open_session(sim, maya, "+919848000003", "maya@example.edu", "demo-pass-3", subject="Maths")
+    ravi = await _check_in(sim, "ravi", python)
+    await sim.send(ravi, NOTE)  # Python's check runs...
+    ravi = await _check_in(sim, "ravi", maths)  # ...while Ravi checks in to Maths
+    assert any("Video received" in r for r in await sim.send(ravi, NOTE))
+    first, second = (str(s.id) for s in Session.objects.order_by("opened_at"))
+    since = len(sim.received(ravi))
+    gate.open(first)  # Python's answer arrives while the conversation is about Maths
+    assert await sim.wait_for(ravi, ["Your earlier video note for Python has been checked"], since, within=15) == []
+    assert await sim.state_of(ravi) == "verifying"
+    assert not any("Marked present for Maths" in t for t in sim.texts(ravi, since))
+    gate.open(second)
+    assert await sim.wait_for(ravi, ["✅ Marked present for Maths at"], since, within=15) == []
+    assert await sim.state_of(ravi) == "marked"
+    assert AttendanceRecord.objects(status="present").count() == 2
     await app.stop()
