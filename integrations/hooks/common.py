@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from engine import HookContext
 from integrations.attendance.services import Services
-from integrations.foundation.errors import UNAVAILABLE_KEYS, RosterError
+from integrations.foundation.errors import REJECTED, UNAVAILABLE_KEYS, RosterError
 from integrations.storage.documents import Session
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ async def session_of(ctx: HookContext) -> Optional[Session]:
 
 
 def unavailable(exc: RosterError) -> bool:
-    if exc.message_key in UNAVAILABLE_KEYS:
+    """The service is not answering. A refusal (``rejected``: the API said no) is not an outage:
+    saying "not answering, try again" would make the teacher retry the same refusal forever."""
+    if exc.message_key in UNAVAILABLE_KEYS and exc.message_key != REJECTED:
         log.warning("roster backend unavailable: %s", exc.message_key)
         return True
     return False

@@ -11,7 +11,7 @@ from engine import HookContext, HookRegistry, HookResult
 from integrations.attendance.reports import build_report
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
-from integrations.foundation.errors import BAD_CREDENTIALS, OTP_IN_USE, PHONE_MISMATCH, RosterError
+from integrations.foundation.errors import BAD_CREDENTIALS, OTP_IN_USE, PHONE_MISMATCH, REJECTED, RosterError
 from integrations.foundation.timefmt import clock
 from integrations.hooks.common import as_contact, services_of, unavailable
 from integrations.presence import geofence, otp
@@ -32,8 +32,10 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("session_defaults", session_defaults, outcomes=("ok", "session_open", "unavailable"),
                       provides=("default_radius", *SESSION_KEYS))
     registry.register("teacher_batches", teacher_batches, kind="options")
+    registry.register("batches_share_a_subject", batches_share_a_subject, kind="validate")
     registry.register("teacher_subjects", teacher_subjects, kind="options")
-    registry.register("open_session", open_session, outcomes=("ok", "no_students", "unavailable", "bad_location"),
+    registry.register("open_session", open_session,
+                      outcomes=("ok", "no_students", "unavailable", "bad_location", "refused"),
                       provides=("session_id", "student_count", "batch_list", *SESSION_KEYS))
     registry.register("session_status", session_status, outcomes=("ok", "closed"),
                       provides=("present_count", "absent_count", "failed_count", "locked_count", *SESSION_KEYS))
@@ -128,6 +130,12 @@ async def teacher_batches(ctx: HookContext) -> list[tuple[str, str]]:
     return [(b, b) for b in batches]
 
 
+async def batches_share_a_subject(ctx: HookContext) -> HookResult:
+    """The ticked batches have at least one subject the teacher teaches to all of them."""
+    subjects = await services_of(ctx).roster.list_subjects(ctx.update.user_id, list(ctx.answer or []))
+    return HookResult("ok" if subjects else "invalid")
+
+
 async def teacher_subjects(ctx: HookContext) -> list[tuple[str, str]]:
     subjects = await services_of(ctx).roster.list_subjects(ctx.update.user_id, ctx.data.get("batches") or None)
     return [(s, s) for s in subjects]
@@ -153,6 +161,8 @@ async def open_session(ctx: HookContext) -> HookResult:
             return HookResult("ok", data)
         students = await roster.load_students(ctx.update.user_id, batches, subject)
     except RosterError as exc:
+        if exc.message_key == REJECTED:  # e.g. a subject not taught to one of the batches
+            return HookResult("refused", data)
         if unavailable(exc):
             return HookResult("unavailable")
         raise

@@ -85,11 +85,16 @@ class RosterService:
         return sorted({a.batch for a in await self.list_assignments(telegram_id)})
 
     async def list_subjects(self, telegram_id: int, batches: Optional[Iterable[str]] = None) -> list[str]:
-        """Subjects the teacher teaches to any of ``batches`` (all batches if None)."""
-        chosen = None if batches is None else set(batches)
-        return sorted(
-            {a.subject for a in await self.list_assignments(telegram_id) if chosen is None or a.batch in chosen}
-        )
+        """Subjects the teacher teaches to *every* one of ``batches`` (any batch if None): only
+        those can open a session for all of them."""
+        assignments = await self.list_assignments(telegram_id)
+        if batches is None:
+            return sorted({a.subject for a in assignments})
+        chosen = set(batches)
+        taught: dict[str, set[str]] = {}
+        for a in assignments:
+            taught.setdefault(a.subject, set()).add(a.batch)
+        return sorted(subject for subject, covered in taught.items() if chosen <= covered)
 
     async def load_students(self, telegram_id: int, batches: Iterable[str], subject: str) -> list[StudentInfo]:
         """Students of several batches, loaded concurrently; all or nothing.

@@ -375,3 +375,49 @@ async def test_a_face_answer_for_another_class_never_ends_this_one() -> None:
     assert await sim.state_of(ravi) == "marked"
     assert AttendanceRecord.objects(status="present").count() == 2
     await app.stop()
+
+
+# ------------------------------------------------------------------ 11. subjects of several batches
+async def _log_in_asha(sim) -> None:
+    for line in ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1"):
+        await sim.send(ASHA, line)
+
+
+async def test_only_subjects_taught_to_every_ticked_batch_are_offered() -> None:
+    app, sim = make_app()
+    await app.start()
+    await _log_in_asha(sim)
+    await sim.send(ASHA, "/tap 📝 Take attendance")
+    await sim.send(ASHA, "/tap PFS-101")
+    await sim.send(ASHA, "/tap PFS-102")
+    offered = " ".join(await sim.send(ASHA, "/tap Done ✔"))
+    assert "Python" in offered and "Data Structures" not in offered  # only PFS-101 has Data Structures
+    import_roster_text("role,id,name,phone,email,password,batch,subject\n"
+                       "teacher,,Nina Roy,+91 98480 00004,nina@example.edu,demo-pass-4,PFS-101,Maths\n"
+                       "teacher,,Nina Roy,,nina@example.edu,,PFS-102,Physics\n")
+    nina = SimUser("nina", 5004, "teacher", "Nina")
+    for line in ("/start", "/contact +919848000004", "nina@example.edu", "demo-pass-4", "/tap 📝 Take attendance",
+                 "/tap PFS-101", "/tap PFS-102"):
+        await sim.send(nina, line)
+    assert any("no subject to all of these batches" in r for r in await sim.send(nina, "/tap Done ✔"))
+    assert await sim.state_of(nina) == "choose_batches"
+    await app.stop()
+
+
+async def test_a_refusal_is_not_reported_as_an_outage() -> None:
+    from integrations.storage.documents import Assignment, Teacher
+
+    app, sim = make_app()
+    await app.start()
+    await _log_in_asha(sim)
+    for line in ("/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Data Structures", "/tap 10",
+                 "/tap 50"):
+        await sim.send(ASHA, line)
+    # The subject is withdrawn meanwhile: the roster now refuses (`rejected`), it is not down.
+    Teacher.objects(email="asha.rao@example.edu").update_one(
+        set__assignments=[Assignment(batch="PFS-101", subject="Python"), Assignment(batch="PFS-102", subject="Python")])
+    replies = " ".join(await sim.send(ASHA, "/location 17.385 78.4867 5"))
+    assert "not answering" not in replies
+    assert "refused to open Data Structures for PFS-101" in replies
+    assert await sim.state_of(ASHA) == "choose_batches"
+    await app.stop()
