@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     report_buffer_seconds: int = Field(30, ge=0)
     location_distance_limit_meters: float = Field(50.0, gt=0)
     timezone: str = "UTC"  # how times are shown to users, e.g. Asia/Kolkata
+    default_phone_region: str = "IN"  # country of roster phones written without a country code (ISO 3166)
     otp_max_attempts: int = Field(5, ge=1)
     otp_user_wrong_per_10min: int = Field(10, ge=1)  # codes (right or wrong) one Telegram user may try per 10 min
     otp_session_max_wrong: int = Field(100, ge=1)  # after max(this, class size) misses, one miss locks out
@@ -85,6 +86,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as UTC or Asia/Kolkata") from None
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        import phonenumbers
+
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code such as IN, US or GB")
         return value
 
     @field_validator("log_level")

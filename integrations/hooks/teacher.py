@@ -12,6 +12,7 @@ from integrations.attendance.reports import build_report
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import BAD_CREDENTIALS, OTP_IN_USE, PHONE_MISMATCH, REJECTED, RosterError
+from integrations.foundation.text import clean_text
 from integrations.foundation.timefmt import clock
 from integrations.hooks.common import as_contact, services_of, unavailable
 from integrations.presence import geofence, otp
@@ -75,7 +76,7 @@ async def teacher_login(ctx: HookContext) -> HookResult:
     A wrong password, an unknown email and a phone that is not the account's all answer
     ``bad_credentials``, so no answer confirms a password."""
     services = services_of(ctx)
-    email = str(ctx.data.get("email", "")).strip().lower()
+    email = clean_text(ctx.data.get("email", "")).lower()  # no invisible characters (NFKC)
     keys = (f"user:{ctx.update.user_id}", f"account:{email}")
     wait_s = max([await run_blocking(services.logins.wait, key) for key in keys])
     if wait_s > 0:

@@ -24,6 +24,7 @@ from integrations.foundation.phones import (
     normalise_phone,
     phones_match,
 )
+from integrations.foundation.text import clean_text
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
 from integrations.storage.documents import (
     AttendanceRecord,
@@ -84,7 +85,8 @@ def create_session(
     session = Session(
         otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
-        students=[StudentSnapshot(student_id=s.student_id, name=s.name, batch=s.batch, phone=s.phone) for s in students],
+        students=[StudentSnapshot(student_id=s.student_id, name=clean_text(s.name), batch=s.batch, phone=s.phone)
+                  for s in students],
     )
     session.roster_size = len(session.students)
     try:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import NOT_OWN_CONTACT, RosterError
-from integrations.foundation.phones import normalise_phone
+from integrations.foundation.phones import contact_phone
 from integrations.roster import records
 from integrations.roster.base import (
     Assignment,
@@ -37,7 +37,7 @@ def check_own_contact(contact: ContactLike, sender_user_id: int) -> str:
     A shared contact is the sender's own only if its user id is the sender's user id; a contact
     card of someone else (or a typed number) has another or no user id.
     """
-    phone = normalise_phone(getattr(contact, "phone", ""))
+    phone = contact_phone(getattr(contact, "phone", ""))
     if getattr(contact, "user_id", None) != sender_user_id or not phone:
         raise RosterError(NOT_OWN_CONTACT, "the shared contact is not the sender's own")
     return phone

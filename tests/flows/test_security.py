@@ -17,7 +17,7 @@ from engine.types import Command, Contact, Location, Update, VideoNote
 from integrations.app import build_app
 from integrations.attendance.reports import CORRECTION_DELAY_SECONDS
 from integrations.roster.csv_import import import_roster_text
-from integrations.storage.documents import AttendanceRecord, Session
+from integrations.storage.documents import AttendanceRecord, Session, Teacher
 from tests.fakes.faces import MATCHED, MISMATCHED
 from tests.fakes.notes import mjpg_avi_bomb, mp4_note
 
@@ -420,4 +420,23 @@ async def test_a_refusal_is_not_reported_as_an_outage() -> None:
     assert "not answering" not in replies
     assert "refused to open Data Structures for PFS-101" in replies
     assert await sim.state_of(ASHA) == "choose_batches"
+    await app.stop()
+
+
+# ------------------------------------------------------------------ 12, 15. phones and typed text
+async def test_a_foreign_number_with_a_students_last_ten_digits_is_not_that_student() -> None:
+    app, sim = make_app()
+    await app.start()
+    stranger = SimUser("stranger", 6666, "student", "Stranger")  # +1 900-001-0001 vs Ravi's +91 90000 10001
+    await sim.send(stranger, "/start")
+    assert any("not on any class roster" in r for r in await sim.send(stranger, "/contact +19000010001"))
+    await app.stop()
+
+
+async def test_invisible_characters_typed_in_an_email_are_dropped() -> None:
+    app, sim = make_app()
+    await app.start()
+    replies = await _login(sim, ASHA, "+919848000001", "asha.rao\u200b@exam\u202eple.edu", "demo-pass-1")
+    assert "Logged in" in replies
+    assert Teacher.objects(telegram_id=ASHA.user_id).get().email == "asha.rao@example.edu"
     await app.stop()

@@ -65,16 +65,16 @@ def keygen() -> int:
 
 
 # ---------------------------------------------------------------------------------------- roster
-def roster_import(settings: Settings, path: str) -> int:
+def roster_import(settings: Settings, path: str, encoding: Optional[str] = None) -> int:
     with database(settings) as db:
         assert db is not None
         print(f"database: {db.description}")
-        return _import(path)
+        return _import(path, encoding)
 
 
-def _import(path: str) -> int:
+def _import(path: str, encoding: Optional[str] = None) -> int:
     try:
-        result = import_roster(path)
+        result = import_roster(path, encoding)
     except CsvImportError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -265,7 +265,8 @@ def register(sub: Any) -> None:
     roster = p.add_subparsers(dest="roster_command", required=True)
     p = roster.add_parser("import", help="import teachers and students from a CSV file (docs/roster-csv.md)")
     p.add_argument("file")
-    p.set_defaults(func=lambda a: roster_import(settings_or_exit(), a.file))
+    p.add_argument("--encoding", help="the file's text encoding when it is not UTF-8, e.g. cp1252 or latin-1")
+    p.set_defaults(func=lambda a: roster_import(settings_or_exit(), a.file, a.encoding))
     roster.add_parser("hash-password", help="read a password and print its scrypt hash for the CSV").set_defaults(
         func=lambda a: hash_password())
 
