@@ -24,6 +24,7 @@ from integrations.settings import Settings
 from integrations.telegram.config import TelegramConfig, require_telegram_settings
 from integrations.telegram.health import heartbeat_path, write_heartbeat
 from integrations.telegram.sender import TelegramSender
+from integrations.telegram.startup import explain_start_failure
 from integrations.telegram.transport import BotTransport, Submit
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class TelegramRuntime:
             self._remove_signal_handlers()
             if isinstance(exc, Exception):
                 # Pyrogram reports an unreachable Telegram as e.g. KeyError(0) or OSError.
-                raise TelegramStartError(f"the {bot} bot could not start: {type(exc).__name__}: {exc}") from exc
+                raise TelegramStartError(explain_start_failure(bot, exc)) from exc
             raise
         self.started.set()
 

@@ -154,6 +154,21 @@ def stats(settings: Settings) -> int:
 
 
 # ------------------------------------------------------------------------------------------ health
+def _secret_key_check(settings: Settings) -> tuple[str, bool, str]:
+    """SECRET_KEY is a usable Fernet key (each one, when several are given to rotate); never shown."""
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if not key.strip():
+        if settings.app_env == "production":
+            return "secret key", False, "SECRET_KEY is required when APP_ENV=production (python run.py keygen)"
+        return "secret key", True, "unset: an ephemeral key (stored secrets do not survive a restart)"
+    try:
+        crypto.make_secret_box(key, settings.app_env)
+    except crypto.SecretKeyError:
+        return "secret key", False, "SECRET_KEY is not a valid Fernet key (32 url-safe base64 bytes; python run.py keygen)"
+    count = len([k for k in key.split(",") if k.strip()])
+    return "secret key", True, f"valid ({count} key{'s' if count > 1 else ''})"
+
+
 def health(settings: Settings) -> int:
     """Store reachable, Telegram settings well-formed, face verifier ready, scheduler, heartbeat."""
     checks: list[tuple[str, bool, str]] = []
@@ -164,6 +179,7 @@ def health(settings: Settings) -> int:
             checks.append(("store", True, f"{db.description}, reachable"))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - report any failure as unhealthy
         checks.append(("store", False, type(exc).__name__))
+    checks.append(_secret_key_check(settings))
     missing = settings.missing_for_telegram()
     if missing:
         checks.append(("telegram settings", False, "missing: " + ", ".join(missing)))
