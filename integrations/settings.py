@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,8 +92,6 @@ class Settings(BaseSettings):
     @field_validator("default_phone_region")
     @classmethod
     def _known_region(cls, value: str) -> str:
-        import phonenumbers
-
         value = value.strip().upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be a two-letter country code such as IN, US or GB")
