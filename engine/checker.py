@@ -17,6 +17,7 @@ from .constants import BACK_COMMAND, BUILTIN_KEYS, LANGUAGE_COMMAND, RESERVED_EV
 from .errors import FlowProblem
 from .graph import edges, previous_questions
 from .hooks import HookRegistry
+from .patterns import SLOW_S, slow_input
 from .spec import FlowSpec, Handler, StateSpec
 
 _FORMATTER = string.Formatter()
@@ -194,6 +195,13 @@ class _Checker:
                         re.compile(v.regex)
                     except re.error as exc:
                         err(s.at("validate.regex"), f"bad regex {v.regex!r}: {exc}", s.name, "bad_regex")
+                    else:
+                        hostile = slow_input(v.regex, v.max_length)
+                        if hostile is not None:
+                            err(s.at("validate.regex"), f"slow regex {v.regex!r}: a {len(hostile)}-character "
+                                f"answer like {hostile[:12]!r}… takes over {SLOW_S * 1000:.0f} ms; "
+                                "set a smaller validate.max_length or avoid repeats that overlap",
+                                s.name, "slow_regex")
                 if (v.min is not None or v.max is not None) and s.ask != "number":
                     err(s.at("validate.min", "validate.max"), "validate.min/max apply to ask: number only",
                         s.name, "wrong_type")

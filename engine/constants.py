@@ -63,6 +63,19 @@ FORWARD_SENSITIVE = ("contact", "location", "video_note")
 REQUIRED_COMMANDS = ("start", "cancel", "help")
 MAX_HOPS = 50  # states entered in one step without waiting for the user
 
+# Texts a flow may set in `texts:`; the engine says these when it does not.
+DEFAULT_TEXTS = {
+    # Anything from a group, supergroup or channel: said once per chat, nothing is stored.
+    "private_only": "I only talk in private chats. Please open a chat with me and send /start there.",
+    # A message in a conversation from someone who is not its user (never in a private chat).
+    "not_yours": "This conversation belongs to someone else.",
+}
+REFUSED_CHATS_REMEMBERED = 10000  # chats already told "private_only" (in memory, oldest forgotten)
+
+# --- validation
+REGEX_TIMEOUT_S = 0.02  # a validate.regex that takes longer counts as not matching (the `regex` package
+# stops about 2-3 times later than asked on a busy machine: ~50 ms)
+
 # --- replies
 TICK = "✅ "  # marks a ticked multichoice option
 MAX_TEXT = 4096  # Telegram's message length limit

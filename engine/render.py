@@ -6,6 +6,7 @@ user's answer can never reach into Python objects through a template.
 from __future__ import annotations
 
 import logging
+import re
 import string
 from typing import Any, Mapping, Optional, Sequence
 
@@ -49,11 +50,16 @@ def callback_data(epoch: int, choice: str) -> str:
     return f"{epoch}|{choice}"
 
 
+_CALLBACK = re.compile(r"([0-9]{1,12})\|([a-z0-9]{1,16})")  # what callback_data writes, nothing else
+
+
 def parse_callback(data: str) -> tuple[Optional[int], str]:
-    epoch, sep, choice = data.partition("|")
-    if not sep or not epoch.isdigit():
+    """(epoch, choice) of data this engine wrote; (None, "") for anything else (forged data such
+    as "²|o0": ``str.isdigit`` accepts "²" but ``int`` does not)."""
+    match = _CALLBACK.fullmatch(data) if isinstance(data, str) else None
+    if match is None:
         return None, ""
-    return int(epoch), choice
+    return int(match.group(1)), match.group(2)
 
 
 def inline_options(

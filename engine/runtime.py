@@ -8,12 +8,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any, Awaitable, Callable, Optional
 
 from .context import request_id_var
 from .hooks import HookRegistry
-from .constants import LANGUAGE_CHOSEN_KEY, LANGUAGE_KEY, TIMEOUT_EVENT, is_transient
+from .constants import (
+    DEFAULT_TEXTS,
+    LANGUAGE_CHOSEN_KEY,
+    LANGUAGE_KEY,
+    REFUSED_CHATS_REMEMBERED,
+    TIMEOUT_EVENT,
+    is_transient,
+)
 from .loader import CompiledFlow
 from .errors import VersionConflict
 from .step import Step
@@ -92,6 +99,7 @@ class Engine:
             TimerService(self._fire_timeout, clock) if use_timers else None
         )
         self.stats: dict[str, int] = defaultdict(int)
+        self._refused: OrderedDict[Key, None] = OrderedDict()  # non-private chats already told
 
     # ------------------------------------------------------------------ lifecycle
     def add_sink(self, sink: Sink) -> None:
@@ -128,13 +136,15 @@ class Engine:
     # ------------------------------------------------------------------ input
     async def post_event(
         self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
-        user_id: Optional[int] = None,
+        user_id: Optional[int] = None, about: Optional[dict[str, Any]] = None,
     ) -> list[ReplyAction]:
         """Deliver an internal event (report ready, verification done) to one conversation.
 
-        ``data`` may be a function of the conversation's language (see :class:`Event`)."""
+        ``data`` may be a function of the conversation's language (see :class:`Event`).
+        ``about``: the conversation values the event answers (e.g. its session id); a state's
+        own handler takes it only when the conversation holds them (see Step._on_event)."""
         update = Update(bot, chat_id, user_id if user_id is not None else chat_id, "event",
-                        Event(name, data or {}))
+                        Event(name, data or {}, dict(about or {})))
         return await self.submit(update)
 
     async def _fire_timeout(self, key: Key, epoch: int) -> None:
@@ -173,13 +183,32 @@ class Engine:
             except Exception:  # a transport failure must not undo a saved step
                 log.exception("delivery failed", extra={"request_id": out.request_id})
 
+    def _refuse_chat(self, flow: CompiledFlow, update: Update) -> list[ReplyAction]:
+        """A group, supergroup or channel: one polite refusal per chat, and nothing stored."""
+        self.stats["refused_chats"] += 1
+        if update.key in self._refused:
+            return []
+        self._refused[update.key] = None
+        while len(self._refused) > REFUSED_CHATS_REMEMBERED:
+            self._refused.popitem(last=False)
+        log.info("update from a non-private chat refused", extra={"request_id": update.request_id})
+        return [SendText(flow.spec.texts.get("private_only", DEFAULT_TEXTS["private_only"]))]
+
     async def _process(self, update: Update) -> list[ReplyAction]:
         flow = self.flows.get(update.bot)
         if flow is None:
             log.error("no flow serves bot %r", update.bot)
             return []
+        if update.kind != "event" and not update.private:
+            return self._refuse_chat(flow, update)
         for attempt in (1, 2):
             conv = await self.store.get(update.key)
+            if conv is not None and update.kind != "event" and conv.user_id != update.user_id:
+                # Every update of a conversation comes from its own user (never otherwise in a
+                # private chat): someone else's contact, code or location must not reach it.
+                self.stats["refused_users"] += 1
+                log.warning("update from another user refused", extra={"request_id": update.request_id})
+                return [SendText(flow.spec.texts.get("not_yours", DEFAULT_TEXTS["not_yours"]))]
             before = (conv.deadline, conv.epoch) if conv else None
             fresh = conv is None or conv.flow != flow.name or conv.state not in flow.spec.states
             if fresh:

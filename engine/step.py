@@ -27,11 +27,13 @@ from .constants import (
     OPTIONS_KEY,
     RETRY_EVENT,
     TIMEOUT_EVENT,
+    is_transient,
 )
 from .errors import FlowRuntimeError
 from .hooks import HookContext, HookRegistry, HookResult
 from .i18n import find_language, language_buttons, pick_language, remember_language
 from .loader import CompiledFlow
+from .patterns import fullmatch
 from .render import fill, inline_options, parse_callback, prompt_action
 from .spec import FlowSpec, Handler, StateSpec
 from .store import Conversation
@@ -52,6 +54,7 @@ from .types import (
 )
 
 log = logging.getLogger(__name__)
+
 
 # How a state is entered, for the back history: by answering the question the conversation was
 # in (remembered), by going back (already popped), or by anything else (history cleared).
@@ -186,11 +189,21 @@ class Step:
                 self.say(state.timeout.say)
                 await self._follow(TIMEOUT_EVENT)
             return
-        handler = state.events.get(event.name) or self.spec.events.get(event.name)
-        if handler is None:
-            log.info("event %r ignored in state %r", event.name, state.name)
-            return
-        self.data.update(event.data_in(self.language))
+        handler = state.events.get(event.name)
+        ours = all(self.data.get(key) == value for key, value in event.about.items())
+        if handler is None or not ours:
+            # Not this state's (or an answer about something else, e.g. another session's face
+            # check): only the flow-wide handler may answer it, and it never moves the state.
+            handler = self.spec.events.get(event.name)
+            if handler is None:
+                log.info("event %r ignored in state %r", event.name, state.name)
+                return
+        data = event.data_in(self.language)
+        if ours:
+            self.data.update(data)
+        else:  # never overwrite this conversation's values with another one's
+            self.data.update({k: v for k, v in data.items() if is_transient(k)})
+            handler = dataclasses.replace(handler, goto=None)
         await self._run_handler(handler, event_internal(event.name))
 
     async def _run_handler(self, handler: Handler, event: str) -> None:
@@ -442,7 +455,7 @@ class Step:
                 return None
             self._answer_callback()
             return selected
-        match = re.fullmatch(r"o(\d+)", choice)
+        match = re.fullmatch(r"o([0-9]{1,6})", choice)
         if not match or int(match.group(1)) >= len(options):
             self._answer_callback(self.text("stale_button"))
             return None
@@ -503,18 +516,19 @@ class Step:
         rule = state.validate
         if rule is None:
             return True, None
-        if rule.regex is not None and not re.fullmatch(rule.regex, str(value)):
-            return False, rule.error
-        if isinstance(value, (int, float)):
-            if rule.min is not None and value < rule.min:
-                return False, rule.error
-            if rule.max is not None and value > rule.max:
-                return False, rule.error
+        # Cheap checks first: lengths before any pattern, so a long message never reaches one.
         if isinstance(value, str):
             if rule.min_length is not None and len(value) < rule.min_length:
                 return False, rule.error
             if rule.max_length is not None and len(value) > rule.max_length:
                 return False, rule.error
+        if isinstance(value, (int, float)):
+            if rule.min is not None and value < rule.min:
+                return False, rule.error
+            if rule.max is not None and value > rule.max:
+                return False, rule.error
+        if rule.regex is not None and not fullmatch(rule.regex, str(value)):
+            return False, rule.error
         if rule.hook:
             result = await self.hooks.call(rule.hook, self._ctx(state, value))
             self.data.update(result.data)

@@ -64,6 +64,9 @@ class Event:
 
     name: str
     data: EventData = field(default_factory=dict)
+    # What the event answers, as conversation values (e.g. {"session_id": "..."}): a state's own
+    # handler takes it only when the conversation holds exactly these values (docs/flows.md).
+    about: dict[str, Any] = field(default_factory=dict)
 
     def data_in(self, language: str) -> dict[str, Any]:
         """The event's data for a conversation in ``language``."""
@@ -88,6 +91,9 @@ class Update:
     first_name: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     language_code: Optional[str] = None  # the sender's app language (IETF tag: "hi", "en-US")
+    # A one-to-one chat with the bot. Conversations live only there: in a group several people
+    # share one chat, so the engine refuses anything else (transports say what the chat is).
+    private: bool = True
 
     @property
     def key(self) -> tuple[str, int]:

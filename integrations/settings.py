@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -65,9 +66,11 @@ class Settings(BaseSettings):
     report_buffer_seconds: int = Field(30, ge=0)
     location_distance_limit_meters: float = Field(50.0, gt=0)
     timezone: str = "UTC"  # how times are shown to users, e.g. Asia/Kolkata
+    default_phone_region: str = "IN"  # country of roster phones written without a country code (ISO 3166)
     otp_max_attempts: int = Field(5, ge=1)
-    otp_user_wrong_per_10min: int = Field(10, ge=1)  # wrong codes one Telegram user may try per 10 min
-    otp_session_max_wrong: int = Field(100, ge=1)  # after this many in a session, one miss locks out
+    otp_user_wrong_per_10min: int = Field(10, ge=1)  # codes (right or wrong) one Telegram user may try per 10 min
+    otp_session_max_wrong: int = Field(100, ge=1)  # after max(this, class size) misses, one miss locks out
+    login_free_attempts: int = Field(5, ge=1)  # failed teacher logins before a growing wait (1 min, doubling to 1 h)
 
     # --- face verification
     face_verifier: Literal["local", "rekognition"] = "local"
@@ -82,6 +85,7 @@ class Settings(BaseSettings):
     # --- video notes and the verification queue
     video_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
     video_max_seconds: int = Field(60, gt=0)
+    video_max_side_px: int = Field(1280, ge=64, le=4096)  # frames larger than this are refused undecoded
     verify_queue_capacity: int = Field(1000, ge=1)
     verify_workers: int = Field(8, ge=1)
     # worker processes that decode notes (frame, liveness) off the event loop; 0: in the verify threads.
@@ -106,6 +110,14 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as UTC or Asia/Kolkata") from None
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code such as IN, US or GB")
         return value
 
     @field_validator("log_level")

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from integrations.foundation.errors import BAD_RESPONSE, ApiError
 from integrations.foundation.phones import normalise_phone
+from integrations.foundation.text import clean_text
 from integrations.roster.base import Assignment, StudentInfo
 
 STATUSES = ("present", "absent", "failed")
@@ -116,7 +117,7 @@ class ApiAdapter:
             access=access,
             refresh=refresh,
             mentor_id=_text(user, "id"),
-            name=_text(user, "name", required=False),
+            name=clean_text(_text(user, "name", required=False)),
             email=_text(user, "email", required=False).lower(),
             phone=normalise_phone(_text(user, "phone", required=False)),
         )
@@ -147,7 +148,7 @@ class ApiAdapter:
         for item in _items(payload):
             student = StudentInfo(
                 student_id=_text(item, "student_id"),
-                name=_text(item, "name"),
+                name=clean_text(_text(item, "name")),
                 batch=_text(item, "batch", required=False) or batch,
                 phone=normalise_phone(_text(item, "phone", required=False)),
             )

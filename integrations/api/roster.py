@@ -122,6 +122,10 @@ class HttpRoster(RosterBackend):
 
     def login(self, telegram_id: int, phone: str, email: str, password: str) -> TeacherInfo:
         email = email.strip().lower()
+        known = Teacher.objects(email=email).only("phone").first()
+        if known is not None and known.phone and not (phone and phones_match(known.phone, phone)):
+            # Bound to another phone already: refused before the password reaches the API.
+            raise RosterError(PHONE_MISMATCH, "contact phone differs from the account's")
         result = self.client.authenticate(email, password)
         if result.phone and phone and not phones_match(result.phone, phone):
             self.client.logout_tokens(Tokens(result.access, result.refresh))

@@ -37,7 +37,6 @@ from integrations.attendance.student_bots import StudentBots
 from integrations.attendance.verification import VerificationWorkflow
 from integrations.foundation import crypto
 from integrations.hooks.registry import build_registry
-from integrations.presence.attempts import SlidingWindow
 from integrations.presence.faces import make_verifier
 from integrations.presence.faces.base import FaceVerifier
 from integrations.presence.note_pool import NotePool
@@ -53,11 +52,13 @@ from integrations.settings import Settings, get_settings
 from integrations.storage.connection import Database, open_database
 from integrations.storage.conversations import MongoConversationStore
 from integrations.storage.indexes import ensure_indexes
+from integrations.storage.throttle import Backoff, WindowLimit
 
 log = logging.getLogger(__name__)
 
 FlowPaths = Union[Path, str, Sequence[Union[Path, str]]]
-CODE_GUESS_WINDOW_S = 600.0  # OTP_USER_WRONG_PER_10MIN counts wrong codes in this window
+CODE_GUESS_WINDOW_S = 600.0  # OTP_USER_WRONG_PER_10MIN counts code attempts in this window
+LOGIN_WAIT_S, LOGIN_WAIT_CAP_S = 60.0, 3600.0  # after LOGIN_FREE_ATTEMPTS failures: 1 min, doubling to 1 h
 
 
 def make_roster_backend(settings: Settings, **client_options: Any) -> RosterBackend:
@@ -200,8 +201,10 @@ def build_app(
                               on_sent=queue.forget_session, audit=audit)
     services = Services(
         settings=settings, roster=service, verify_queue=queue, reports=reports,
-        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone, audit=audit),
-        code_guesses=SlidingWindow(settings.otp_user_wrong_per_10min, CODE_GUESS_WINDOW_S),
+        verification=VerificationWorkflow(service, notify, frames, timezone=settings.timezone, audit=audit,
+                                          max_attempts=settings.face_max_attempts, reports=reports),
+        code_guesses=WindowLimit("otp-user", settings.otp_user_wrong_per_10min, CODE_GUESS_WINDOW_S),
+        logins=Backoff("login", settings.login_free_attempts, LOGIN_WAIT_S, LOGIN_WAIT_CAP_S),
         student_bots=StudentBots.from_settings(settings),
         audit=audit,
     )

@@ -38,6 +38,7 @@ VIDEO_QUEUED = "video_queued"
 FACE_MATCH = "face_match"  # with its score: similarity (Rekognition) or face_distance (local)
 FACE_MISMATCH = "face_mismatch"
 FACE_NO_FACE = "face_no_face"
+FACE_NOT_LIVE = "face_not_live"  # the note looked like a photo held to the camera (LIVENESS=enforce)
 FACE_UNCHECKED = "face_unchecked"  # the face service was down: the frame waits in the outbox
 PRESENT = "present"  # attendance recorded present (by face)
 FAILED = "failed"  # face attempts exhausted: recorded failed
@@ -50,6 +51,7 @@ API_TIMINGS = "api_timings"  # the session's external API calls, summarised when
 
 KINDS = (STUDENT_BOUND, BINDING_REFUSED, STUDENT_UNBOUND, CODE_ACCEPTED, CODE_WRONG, CODE_LOCKED, CODE_SLOW_DOWN,
          LOCATION_OK, LOCATION_TOO_FAR, LOCATION_INACCURATE, VIDEO_QUEUED, FACE_MATCH, FACE_MISMATCH, FACE_NO_FACE,
+         FACE_NOT_LIVE,
          FACE_UNCHECKED, PRESENT, FAILED, MANUAL_MARK, SESSION_OPENED, SESSION_EXTENDED, SESSION_CLOSED,
          REPORT_SENT, API_TIMINGS)
 

@@ -15,7 +15,7 @@ EventData = Union[Mapping[str, Any], Callable[[str], Mapping[str, Any]]]
 
 class PostEvent(Protocol):
     def __call__(self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
-                 user_id: Optional[int] = None) -> Awaitable[Any]: ...
+                 user_id: Optional[int] = None, about: Optional[dict[str, Any]] = None) -> Awaitable[Any]: ...
 
 
 class NotifierNotBound(RuntimeError):
@@ -38,7 +38,11 @@ class Notifier:
         return self._post is not None
 
     async def __call__(self, bot: str, chat_id: int, name: str, data: Optional[EventData] = None,
-                       user_id: Optional[int] = None) -> Any:
+                       user_id: Optional[int] = None, about: Optional[dict[str, Any]] = None) -> Any:
+        """``about``: the conversation values the event answers (a face check's session id); the
+        flow's state takes it only when the conversation still holds them."""
         if self._post is None:
             raise NotifierNotBound(f"event {name!r} posted before the engine was bound")
+        if about:
+            return await self._post(bot, chat_id, name, data or {}, user_id, about=about)
         return await self._post(bot, chat_id, name, data or {}, user_id)

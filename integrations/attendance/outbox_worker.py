@@ -34,10 +34,12 @@ from integrations.storage.outbox import (
     ATTENDANCE,
     LEASE_SECONDS,
     VERIFICATION,
+    DecryptError,
     OutboxEntry,
     claim_head,
     claim_notice,
     finish,
+    frame_of,
     give_up,
     notices_waiting,
     pending_count,
@@ -222,7 +224,13 @@ class OutboxWorker:
             entry = await self._claim(VERIFICATION, set(), result)
             if entry is None:
                 return
-            frame = bytes(entry.frame or b"")
+            try:
+                frame = await run_blocking(frame_of, entry)
+            except DecryptError:  # kept under a SECRET_KEY that is gone: it can never be checked
+                log.warning("outbox: the kept frame of %s cannot be decrypted (SECRET_KEY changed?)", entry.key)
+                await run_blocking(give_up, entry, self.worker_id, "frame_unreadable")
+                result.failed += 1
+                continue
             batch = str((entry.payload or {}).get("batch") or "")
             record = await run_blocking(record_of, entry)
             if record is not None and record.status == names.PRESENT:  # marked meanwhile (retry, teacher)

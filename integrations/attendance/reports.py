@@ -29,6 +29,7 @@ from integrations.foundation.names import (
     BY_HAND,
     FAILED,
     PRESENT,
+    REPORT_CORRECTED_EVENT,
     REPORT_CSV_KEY,
     REPORT_EVENT,
     TEACHER_BOT,
@@ -43,6 +44,8 @@ from integrations.storage.documents import AttendanceRecord, Session, utcnow
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 60  # a report that failed (e.g. the roster API was down) is tried again after this
+CHECKS_WAIT_SECONDS = 60.0  # a report waits at most this long for the session's face checks in flight
+CORRECTION_DELAY_SECONDS = 2.0  # late answers this close together make one corrected report
 
 
 class ReportNotDelivered(RuntimeError):
@@ -174,7 +177,8 @@ class ReportScheduler:
 
     def __init__(self, roster: RosterService, notify: Notifier, *, buffer_s: float, timezone: str,
                  on_sent: Optional[Callable[[str], None]] = None,
-                 scheduler: Optional[AsyncIOScheduler] = None, audit: Optional[AuditLog] = None) -> None:
+                 scheduler: Optional[AsyncIOScheduler] = None, audit: Optional[AuditLog] = None,
+                 checks_wait_s: float = CHECKS_WAIT_SECONDS) -> None:
         self.roster = roster
         self.audit = audit
         self.notify = notify
@@ -182,7 +186,11 @@ class ReportScheduler:
         self.timezone = timezone
         self.on_sent = on_sent
         self.scheduler = scheduler or AsyncIOScheduler(timezone=dt.timezone.utc)
+        self.checks_wait_s = float(checks_wait_s)
         self.sent = 0
+        self.corrected = 0
+        self._building: set[str] = set()  # reports claimed here and not sent yet
+        self._late: set[str] = set()  # ...that a late answer may have missed
 
     @staticmethod
     def job_id(session_id: str) -> str:
@@ -236,8 +244,11 @@ class ReportScheduler:
         if not await run_blocking(Session.claim_report, session.id):
             return False
         teacher_chat = session.teacher.telegram_id
+        self._building.add(session_id)
         try:
             await run_blocking(Session.close, session.id)
+            await self._wait_for_checks(session)
+            self._late.discard(session_id)  # answers so far are in the report; later ones get a correction
             fields = await report_for(self.roster, session, self.timezone)
             if teacher_chat is not None:
                 # Our events always answer; no answer means the engine refused it (stopping).
@@ -249,6 +260,11 @@ class ReportScheduler:
             if not isinstance(exc, (ReportNotDelivered, asyncio.CancelledError)):
                 self.schedule(session_id, utcnow(), RETRY_SECONDS)
             raise
+        finally:
+            self._building.discard(session_id)
+        if session_id in self._late:  # an answer came while the report was being built
+            self._late.discard(session_id)
+            self._schedule_correction(session_id)
         if self.on_sent is not None:
             self.on_sent(session_id)
         self.sent += 1
@@ -262,8 +278,9 @@ class ReportScheduler:
         log.info("report of session %s sent", session_id)
         return True
 
-    async def _summarise(self, session_id: str, teacher_chat: Optional[int], fields: dict[str, Any]) -> None:
+    async def _summarise(self, session_id: str, teacher_chat: Optional[int], report: ReportFields) -> None:
         """The audit events of a sent report, and the session's API timings at INFO."""
+        fields = report(None)
         timings = timing.take(session_id)
         if timings is not None:
             log.info("api timings for session %s: %s", session_id, timing.describe(timings))
@@ -274,3 +291,54 @@ class ReportScheduler:
                                 complete=fields.get("report_complete"), delivered=teacher_chat is not None)
         if timings is not None:
             await self.audit.record(events.API_TIMINGS, session_id=session_id, actor="api", **timings)
+
+    # -- face checks accepted before the close
+    async def _wait_for_checks(self, session: Session) -> None:
+        """Wait (at most ``checks_wait_s``) for face checks the session accepted before it closed:
+        their answers belong in the report. A check still running after that gets a corrected
+        report when it answers (:meth:`late_mark`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.checks_wait_s
+        while True:
+            running = await run_blocking(Session.face_checks_running, session.id)
+            if not running:
+                return
+            if loop.time() >= deadline:
+                log.warning("report of session %s: %d face check(s) still running after %.0f s; "
+                            "a corrected report follows their answers", session.id, running, self.checks_wait_s)
+                return
+            await asyncio.sleep(0.2)
+
+    async def late_mark(self, session_id: str) -> bool:
+        """A face check recorded a mark: if the session's report is out already, send the teacher a
+        corrected one (late answers close together make one). True if one was scheduled."""
+        session_id = str(session_id)
+        if session_id in self._building:
+            self._late.add(session_id)
+            return False
+        session = await run_blocking(lambda: Session.objects(id=session_id).only("report_sent_at").first())
+        if session is None or session.report_sent_at is None:
+            return False  # the report is still to come and will include it
+        self._schedule_correction(session_id)
+        return True
+
+    def _schedule_correction(self, session_id: str) -> None:
+        self.scheduler.add_job(
+            self._send_correction, trigger="date", args=[session_id], id=f"report-fix:{session_id}",
+            run_date=utcnow() + dt.timedelta(seconds=CORRECTION_DELAY_SECONDS), replace_existing=True,
+            misfire_grace_time=None, coalesce=True)
+
+    async def _send_correction(self, session_id: str) -> bool:
+        try:
+            session = await run_blocking(lambda: Session.objects(id=session_id).first())
+            if session is None or session.teacher.telegram_id is None:
+                return False
+            fields = await report_for(self.roster, session, self.timezone)
+            if not await self.notify(TEACHER_BOT, int(session.teacher.telegram_id), REPORT_CORRECTED_EVENT, fields):
+                return False
+        except Exception:
+            log.exception("corrected report of session %s failed", session_id)
+            return False
+        self.corrected += 1
+        log.info("corrected report of session %s sent", session_id)
+        return True

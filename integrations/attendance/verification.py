@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from integrations.attendance import audit as events
 from integrations.attendance.audit import AuditLog
@@ -26,13 +26,21 @@ from integrations.storage.documents import utcnow
 
 log = logging.getLogger(__name__)
 
+
+class LateMarks(Protocol):
+    """What the workflow needs of the report scheduler (attendance/reports.py)."""
+
+    async def late_mark(self, session_id: str) -> bool: ...
+
+
 # Face reasons the student can fix by recording again: the event the flow answers with.
 _RETRYABLE = {names.MISMATCH: names.MISMATCH, names.NO_FACE: names.NO_FACE, names.NOT_LIVE: names.NOT_LIVE}
+FACE_CHECK_LEASE_S = 900.0  # a claimed check whose answer never came frees the student after this
 
 
 @dataclass(frozen=True)
 class CheckIn:
-    """Who a face check is for and where its answer goes."""
+    """Who a face check is for and where its answer goes; ``token`` names its claim on the session."""
 
     chat_id: int
     user_id: int
@@ -41,18 +49,29 @@ class CheckIn:
     subject: str
     distance_m: Optional[float] = None
     answers: Optional[dict] = None  # answers the flow keeps with the record (its `record_answers`)
+    token: str = ""
 
 
 class VerificationWorkflow:
-    """Turns a :class:`VerifyOutcome` into attendance, outbox entries and a message."""
+    """Turns a :class:`VerifyOutcome` into attendance, outbox entries, audit events and a message.
+
+    The student's failures are counted on the session per student and Telegram account (one
+    atomic ``$inc`` per failed check, and only one check in flight per student and session,
+    claimed by ``submit_video``), so ``FACE_MAX_ATTEMPTS`` checks means exactly that many. The
+    claim is given back only after the answer is recorded, so a report waiting for the session's
+    checks sees every answer.
+    """
 
     def __init__(self, roster: RosterService, notify: Notifier, frames: Optional[FrameKeeper], *,
-                 timezone: str = "UTC", audit: Optional[AuditLog] = None) -> None:
+                 timezone: str = "UTC", audit: Optional[AuditLog] = None, max_attempts: int = 3,
+                 reports: Optional[LateMarks] = None) -> None:
         self.roster = roster
         self.notify = notify
         self.frames = frames
         self.timezone = timezone
         self.audit = audit
+        self.max_attempts = max(1, int(max_attempts))
+        self.reports = reports
 
     async def _audit(self, check: CheckIn, kind: str, outcome: Optional[VerifyOutcome] = None, **data: Any) -> None:
         if self.audit is None:
@@ -64,12 +83,17 @@ class VerificationWorkflow:
         await self.audit.record(kind, session_id=check.session_id, student_id=check.student_id,
                                 user_id=check.user_id, actor=actor, **data)
 
-    async def _face_failure(self, check: CheckIn) -> None:
-        await self.roster.record_face_failure(check.session_id, check.student_id, check.user_id)
-
     async def on_outcome(self, check: CheckIn, outcome: VerifyOutcome) -> None:
+        try:
+            await self._answer(check, outcome)
+        finally:
+            if check.token:
+                await self.roster.release_face_check(check.session_id, check.student_id, check.token)
+
+    async def _answer(self, check: CheckIn, outcome: VerifyOutcome) -> None:
         face = outcome.face
         params = outcome.params()
+        reason = outcome.reason
         if outcome.ok:
             now, zone = utcnow(), self.timezone
 
@@ -77,23 +101,30 @@ class VerificationWorkflow:
                 return {"subject": check.subject, "marked_time": clock(now, zone, language=language)}
 
             await self._audit(check, events.FACE_MATCH, outcome, attempts_used=outcome.attempts_used)
-            synced = await self._submit(check, names.PRESENT, face)
+            synced, changed = await self._submit(check, names.PRESENT, face)
             await self._audit(check, events.PRESENT, outcome, distance_m=check.distance_m, synced=synced)
             await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
+            if changed:
+                await self._late(check)
             return
-        reason = outcome.reason
-        if outcome.cause in _RETRYABLE and reason in (*_RETRYABLE, names.ATTEMPTS_EXHAUSTED):
-            kind = events.FACE_MISMATCH if outcome.cause == names.MISMATCH else events.FACE_NO_FACE
-            await self._audit(check, kind, outcome, attempts_left=outcome.attempts_left)
+        if reason in _RETRYABLE or (reason == names.ATTEMPTS_EXHAUSTED and outcome.cause in _RETRYABLE):
+            failures = await self.roster.face_check_failed(check.session_id, check.student_id, check.user_id)
+            params.update(attempts_used=failures, attempts_left=max(0, self.max_attempts - failures),
+                          max_attempts=self.max_attempts)
+            if failures >= self.max_attempts:
+                reason = names.ATTEMPTS_EXHAUSTED
+            cause = outcome.cause if outcome.cause in _RETRYABLE else outcome.reason
+            kind = {names.MISMATCH: events.FACE_MISMATCH, names.NOT_LIVE: events.FACE_NOT_LIVE}.get(
+                cause, events.FACE_NO_FACE)
+            await self._audit(check, kind, outcome, attempts_left=params["attempts_left"])
         if reason in _RETRYABLE:
-            await self._face_failure(check)
             await self._tell(check, _RETRYABLE[reason], params)
         elif reason == names.ATTEMPTS_EXHAUSTED:
-            if outcome.cause in _RETRYABLE:
-                await self._face_failure(check)
-            await self._submit(check, names.FAILED, face)
-            await self._audit(check, events.FAILED, outcome, attempts_used=outcome.attempts_used)
+            _, changed = await self._submit(check, names.FAILED, face)
+            await self._audit(check, events.FAILED, outcome, attempts_used=params.get("attempts_used"))
             await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
+            if changed:
+                await self._late(check)
         elif reason == names.TOO_SHORT:  # a still picture or a one-frame video sent as a note
             await self._tell(check, names.TOO_SHORT, params)
         elif reason == names.NO_REFERENCE:
@@ -107,17 +138,37 @@ class VerificationWorkflow:
             await self._tell(check, names.BAD_VIDEO, params)
 
     async def _tell(self, check: CheckIn, event: str, data: Optional[EventData] = None) -> None:
-        await self.notify(names.STUDENT_BOT, check.chat_id, event, data or {}, check.user_id)
+        """The answer is *about* its session: the student's flow applies it only while the
+        conversation is still about that session, and otherwise says it is about another class.
+        The answer's time is written in the student's language when the engine delivers it."""
+        now, zone = utcnow(), self.timezone
 
-    async def _submit(self, check: CheckIn, status: str, face: Any = None) -> bool:
-        """Record attendance with the face check's score; False if the API is down (the record
-        waits in the outbox)."""
+        def in_language(language: str) -> dict[str, Any]:
+            out = dict(data(language) if callable(data) else (data or {}))
+            out.update({names.CHECK_SUBJECT_KEY: check.subject,
+                        names.CHECK_TIME_KEY: clock(now, zone, language=language)})
+            return out
+
+        await self.notify(names.STUDENT_BOT, check.chat_id, event, in_language, check.user_id,
+                          about={"session_id": check.session_id})
+
+    async def _late(self, check: CheckIn) -> None:
+        """A mark that may have come after the session's report: the report scheduler corrects it."""
+        if self.reports is not None:
+            try:
+                await self.reports.late_mark(check.session_id)
+            except Exception:  # the mark stands; a missing correction must not lose the answer
+                log.exception("could not check whether session %s needs a corrected report", check.session_id)
+
+    async def _submit(self, check: CheckIn, status: str, face: Any = None) -> tuple[bool, bool]:
+        """Record attendance with the face check's score: (synced, changed); not synced when the
+        API is down (the record waits in the outbox)."""
         similarity = getattr(face, "similarity", None)
         try:
-            await self.roster.submit_attendance(check.session_id, check.student_id, status, names.BY_FACE,
-                                                similarity=similarity, distance_m=check.distance_m,
-                                                face_distance=getattr(face, "distance", None), answers=check.answers)
-            return True
+            result = await self.roster.submit_attendance(
+                check.session_id, check.student_id, status, names.BY_FACE, similarity=similarity,
+                distance_m=check.distance_m, face_distance=getattr(face, "distance", None), answers=check.answers)
+            return True, bool(getattr(result, "changed", True))
         except RosterError as exc:
             if exc.message_key not in UNAVAILABLE_KEYS:
                 raise
@@ -128,7 +179,7 @@ class VerificationWorkflow:
             check.session_id, check.student_id, status, names.BY_FACE, similarity=similarity,
             distance_m=check.distance_m, chat_id=check.chat_id, user_id=check.user_id,
             subject=check.subject, error=error))
-        return False
+        return False, True
 
     async def _park_frame(self, check: CheckIn, error: str) -> bool:
         """Keep the frame the face service could not check; False if there is none to keep."""

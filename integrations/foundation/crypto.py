@@ -40,7 +40,7 @@ def generate_key() -> str:
 
 
 class SecretBox:
-    """Encrypts and decrypts short text secrets (credentials, tokens)."""
+    """Encrypts and decrypts secrets at rest: short texts (credentials, tokens) and bytes (frames)."""
 
     def __init__(self, keys: list[str]):
         if not keys:
@@ -60,6 +60,16 @@ class SecretBox:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError, ValueError):
             raise DecryptError("stored secret cannot be decrypted with SECRET_KEY") from None
+
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """Binary data at rest (a face frame kept by the outbox), as a Fernet token."""
+        return self._fernet.encrypt(bytes(data))
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(bytes(token))
+        except (InvalidToken, TypeError, ValueError):
+            raise DecryptError("stored data cannot be decrypted with SECRET_KEY") from None
 
 
 def make_secret_box(secret_key: Optional[str], app_env: str) -> SecretBox:

@@ -22,6 +22,13 @@ CHECK_INTERRUPTED = "check_interrupted"  # the process died while a face check w
 VERIFIED_LATER = "verified_later"  # outbox: a late face check matched
 NOT_VERIFIED_LATER = "not_verified_later"  # outbox: a late face check did not
 
+REPORT_CORRECTED_EVENT = "report_corrected"  # teacher: a face check answered after the report was sent
+
+# -- transient keys a face check's answer carries, for the flow-wide message when the student's
+# conversation is about another session by then (the event is `about` its session id)
+CHECK_SUBJECT_KEY = "_check_subject"
+CHECK_TIME_KEY = "_check_time"
+
 # -- the student flow's state that waits for a face check's answer (flows/student.yaml)
 VERIFYING_STATE = "verifying"
 

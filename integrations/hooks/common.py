@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from engine import HookContext
 from integrations.attendance.services import Services
-from integrations.foundation.errors import RELOGIN_KEYS, UNAVAILABLE_KEYS, RosterError
+from integrations.foundation.errors import REJECTED, RELOGIN_KEYS, UNAVAILABLE_KEYS, RosterError
 from integrations.storage.documents import Session
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def normalise_student_id(value: Any) -> str:
 
 
 def unavailable(exc: RosterError) -> bool:
-    if exc.message_key in UNAVAILABLE_KEYS:
+    """The service is not answering. A refusal (``rejected``: the API said no) is not an outage:
+    saying "not answering, try again" would make the teacher retry the same refusal forever."""
+    if exc.message_key in UNAVAILABLE_KEYS and exc.message_key != REJECTED:
         log.warning("roster backend unavailable: %s", exc.message_key)
         return True
     return False

@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import uuid
 from typing import Any
 
 from engine import HookContext, HookRegistry, HookResult, VideoNote
 from integrations.attendance import audit as events
-from integrations.attendance.verification import CheckIn
+from integrations.attendance.verification import FACE_CHECK_LEASE_S, CheckIn
 from integrations.foundation import names
+from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
 from integrations.foundation.timefmt import as_utc, clock
 from integrations.hooks.common import as_contact, audit, normalise_student_id, services_of, session_of
@@ -22,6 +24,7 @@ from integrations.roster import records
 from integrations.presence import geofence, otp
 from integrations.presence.verify_queue import VerifyJob
 from integrations.presence.video import validate_video_note
+from integrations.presence.video_probe import probe as probe_video
 from integrations.roster.service import check_own_contact
 from integrations.storage.documents import Session, utcnow
 
@@ -43,14 +46,16 @@ def register(registry: HookRegistry) -> HookRegistry:
                       provides=(*STUDENT_KEYS, "bound_student_id"))
     registry.register("check_code", audited_code(check_code),
                       outcomes=("ok", "malformed", "wrong", "locked", "no_session", "expired",
-                                "not_on_roster", "already_marked", "slow_down"),
+                                "already_marked", "slow_down"),
                       provides=("session_id", "subject", "teacher_name", "attempts_left", "marked_time",
                                 "wait_min"), reads=("student_id",))
     registry.register("check_location", check_location, outcomes=("ok", "too_far", "inaccurate", "invalid", "expired"),
                       provides=("distance_m", "radius_m", "accuracy_m"), reads=("session_id", "student_id"))
     registry.register("submit_video", submit_video,
-                      outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked"),
-                      provides=("size_mb", "max_mb", "duration_s", "max_s"),
+                      outcomes=("queued", "busy", "too_large", "too_long", "empty", "expired", "already_marked",
+                                "unsupported", "too_big_frame", "checking", "exhausted"),
+                      provides=("size_mb", "max_mb", "duration_s", "max_s", "width_px", "height_px", "max_px",
+                                "max_attempts"),
                       reads=("session_id", "student_id", "student_batch", "distance_m", RECORD_ANSWERS))
     return registry
 
@@ -123,24 +128,36 @@ async def identify_by_student_id(ctx: HookContext) -> HookResult:
 
 # ---------------------------------------------------------------------------------------- code
 async def check_code(ctx: HookContext) -> HookResult:
-    """Constant-time code check; wrong codes count against every open session of the student."""
+    """Limits and lockouts first, then a constant-time compare: the answer (and what is counted)
+    is the same whatever the code, until it is the right code of a session the student may use.
+
+    1. A malformed code (not 6 digits) compares nothing and counts nothing.
+    2. Every code attempt takes one from the Telegram user's window (in MongoDB), right or wrong,
+       before anything is compared; an empty window answers "wait" for any code.
+    3. A student locked out of every open session they are on is told "locked" for any code.
+    4. Only then is the code compared. The code of a session the student is not on, or is locked
+       out of, is a wrong code like any other.
+    5. A wrong code counts against each open session of the student they are not locked out of
+       (locked students' misses never count toward a session's brake).
+    """
     services = services_of(ctx)
     settings = services.settings
     student_id = str(ctx.data.get("student_id") or "")
     code = otp.normalize(ctx.answer)
     if code is None:
         return HookResult("malformed")
-    policy = otp.OtpPolicy(settings.otp_max_attempts)
-    guesses = services.code_guesses
-    if guesses.blocked(ctx.update.user_id):
-        return HookResult("slow_down", {"wait_min": max(1, math.ceil(guesses.retry_after(ctx.update.user_id) / 60))})
+    allowed, wait_s = await run_blocking(services.code_guesses.take, ctx.update.user_id)
+    if not allowed:
+        return HookResult("slow_down", {"wait_min": max(1, math.ceil(wait_s / 60))})
+    mine = await services.roster.open_sessions_of(student_id)
+    usable = [s for s in mine if not s.is_locked_out(student_id, ctx.update.user_id)]
+    if mine and not usable:
+        return HookResult("locked")
     session = await services.roster.session_by_otp(code, student_id)
-    on_roster = session is not None and session.student(student_id) is not None
-    if session is not None and on_roster and otp.codes_equal(code, session.otp):
+    if (session is not None and session.student(student_id) is not None
+            and not session.is_locked_out(student_id, ctx.update.user_id) and otp.codes_equal(code, session.otp)):
         data: dict[str, Any] = {"session_id": str(session.id), "subject": session.subject,
                                 "teacher_name": session.teacher.name or session.teacher.email}
-        if session.is_locked_out(student_id, ctx.update.user_id):
-            return HookResult("locked", data)
         if not _is_open(session):
             return HookResult("expired", data)
         record = await services.roster.attendance_of(str(session.id), student_id)
@@ -148,23 +165,20 @@ async def check_code(ctx: HookContext) -> HookResult:
             data["marked_time"] = clock(record.time, settings.timezone, language=ctx.language)
             return HookResult("already_marked", data)
         return HookResult("ok", data)
-    # A wrong code (or one of a class the student is not in): count it, lock out at the limit.
-    guesses.hit(ctx.update.user_id)
-    mine = await services.roster.open_sessions_of(student_id)
-    counts = [await services.roster.record_wrong_code(str(s.id), student_id, policy.max_attempts,
-                                                      settings.otp_session_max_wrong, ctx.update.user_id)
-              for s in mine]
+    if not mine:
+        return HookResult("no_session")
+    policy = otp.OtpPolicy(settings.otp_max_attempts)
+    counts = [await services.roster.record_wrong_code(
+        str(s.id), student_id, policy.max_attempts, records.wrong_code_cap(s, settings.otp_session_max_wrong),
+        ctx.update.user_id)
+        for s in usable]
     if any(locked for _, locked in counts):
         return HookResult("locked")
     left = policy.max_attempts - max((count for count, _ in counts), default=0)
-    if session is not None and _is_open(session) and not on_roster:
-        return HookResult("not_on_roster", {"attempts_left": left})
-    if not mine:
-        return HookResult("no_session")
     return HookResult("wrong", {"attempts_left": left})
 
 
-_CODE_EVENTS = {"ok": events.CODE_ACCEPTED, "wrong": events.CODE_WRONG, "not_on_roster": events.CODE_WRONG,
+_CODE_EVENTS = {"ok": events.CODE_ACCEPTED, "wrong": events.CODE_WRONG,
                 "locked": events.CODE_LOCKED, "slow_down": events.CODE_SLOW_DOWN}
 
 
@@ -236,6 +250,13 @@ async def submit_video(ctx: HookContext) -> HookResult:
               "duration_s": check.duration_s, "max_s": settings.video_max_seconds}
     if not check.ok:
         return HookResult(check.reason if check.reason in ("too_large", "too_long") else "empty", limits)
+    # Container, codec and frame size from the headers, before any decoder sees it (decode bombs).
+    probed = await run_blocking(probe_video, video.data, settings.video_max_side_px)
+    if not probed.ok:
+        log.info("video note refused before decoding: %s %s %dx%d", probed.reason, probed.codec,
+                 probed.width, probed.height)
+        return HookResult("too_big_frame" if probed.reason == "too_big_frame" else "unsupported",
+                          {**limits, **probed.params()})
     session = await session_of(ctx)
     if not _is_open(session):
         return HookResult("expired")
@@ -244,10 +265,18 @@ async def submit_video(ctx: HookContext) -> HookResult:
     record = await services.roster.attendance_of(str(session.id), student_id)
     if record is not None and record.status == names.PRESENT:
         return HookResult("already_marked")
+    # One check in flight per student and session, and none past the limit (one atomic claim).
+    token = uuid.uuid4().hex
+    claim = await services.roster.begin_face_check(str(session.id), student_id, token, settings.face_max_attempts,
+                                                   FACE_CHECK_LEASE_S, ctx.update.user_id)
+    if claim == "busy":
+        return HookResult("checking")
+    if claim != "ok":
+        return HookResult("exhausted", {"max_attempts": settings.face_max_attempts})
     entry = session.student(student_id)
     check = CheckIn(chat_id=ctx.update.chat_id, user_id=ctx.update.user_id, session_id=str(session.id),
                     student_id=student_id, subject=session.subject, distance_m=ctx.data.get("distance_m"),
-                    answers=kept_answers(ctx.data) or None)
+                    answers=kept_answers(ctx.data) or None, token=token)
     job = VerifyJob(
         session_id=str(session.id), student_id=student_id,
         batch=entry.batch if entry else str(ctx.data.get("student_batch") or ""),
@@ -258,6 +287,7 @@ async def submit_video(ctx: HookContext) -> HookResult:
         user_id=ctx.update.user_id,
     )
     if not services.verify_queue.submit(job):
+        await services.roster.release_face_check(str(session.id), student_id, token)
         return HookResult("busy")
     return HookResult("queued")
 

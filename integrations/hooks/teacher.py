@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from collections import Counter
 from typing import Any, Iterable, Optional, Sequence
@@ -15,7 +16,8 @@ from integrations.attendance.reports import build_report, report_filename
 from integrations.attendance.services import Services
 from integrations.foundation import names, timing
 from integrations.foundation.blocking import run_blocking
-from integrations.foundation.errors import OTP_IN_USE, RELOGIN_KEYS, RosterError
+from integrations.foundation.errors import BAD_CREDENTIALS, OTP_IN_USE, PHONE_MISMATCH, REJECTED, RELOGIN_KEYS, RosterError
+from integrations.foundation.text import clean_text
 from integrations.foundation.timefmt import clock
 from integrations.hooks.common import (
     as_contact,
@@ -41,16 +43,17 @@ def register(registry: HookRegistry) -> HookRegistry:
     registry.register("find_teacher", find_teacher, outcomes=("known", "new"), provides=("teacher_name",))
     registry.register("teacher_contact", teacher_contact, outcomes=("ok", "not_own"), provides=("teacher_phone",))
     registry.register("teacher_login", teacher_login,
-                      outcomes=("ok", "bad_credentials", "phone_mismatch", "unavailable"),
-                      provides=("teacher_name",), reads=("teacher_phone", "email", "_password"))
+                      outcomes=("ok", "bad_credentials", "slow_down", "unavailable"),
+                      provides=("teacher_name", "wait_min"), reads=("teacher_phone", "email", "_password"))
     registry.register("session_defaults", session_defaults,
                       outcomes=("ok", "session_open", "unavailable", "relogin"),
                       provides=("default_radius", "default_duration", ASSIGNMENTS, *SESSION_KEYS))
     registry.register("teacher_batches", teacher_batches, kind="options", reads=(ASSIGNMENTS,))
+    registry.register("batches_share_a_subject", batches_share_a_subject, kind="validate", reads=(ASSIGNMENTS,))
     registry.register("teacher_subjects", teacher_subjects, kind="options", reads=(ASSIGNMENTS, "batches"))
     registry.register("valid_duration", valid_duration, kind="validate", provides=("duration_s",))
     registry.register("open_session", open_session,
-                      outcomes=("ok", "no_students", "unavailable", "bad_location", "relogin"),
+                      outcomes=("ok", "no_students", "unavailable", "bad_location", "relogin", "refused"),
                       provides=("session_id", "student_count", "batch_list", "student_bots", *SESSION_KEYS),
                       reads=("batches", "subject", "duration_s", "duration_min", "radius_m"))
     registry.register("session_status", session_status, outcomes=("ok", "closed"),
@@ -92,18 +95,33 @@ def teacher_contact(ctx: HookContext) -> HookResult:
 
 
 async def teacher_login(ctx: HookContext) -> HookResult:
+    """Waits first, then the phone binding, then the password; one answer for every failure.
+
+    Failed logins are counted per Telegram user and per account (MongoDB): after
+    LOGIN_FREE_ATTEMPTS of them the next try waits 1 min, doubling to 1 h; a success clears both.
+    A wrong password, an unknown email and a phone that is not the account's all answer
+    ``bad_credentials``, so no answer confirms a password."""
     services = services_of(ctx)
+    email = clean_text(ctx.data.get("email", "")).lower()  # no invisible characters (NFKC)
+    keys = (f"user:{ctx.update.user_id}", f"account:{email}")
+    wait_s = max([await run_blocking(services.logins.wait, key) for key in keys])
+    if wait_s > 0:
+        return HookResult("slow_down", {"wait_min": max(1, math.ceil(wait_s / 60))})
     try:
         teacher = await services.roster.login_teacher(
-            ctx.update.user_id, ctx.data.get("teacher_phone", ""), ctx.data.get("email", ""),
-            ctx.data.get("_password", ""),
+            ctx.update.user_id, ctx.data.get("teacher_phone", ""), email, ctx.data.get("_password", ""),
         )
     except RosterError as exc:
-        if exc.message_key in ("bad_credentials", "phone_mismatch"):
-            return HookResult(exc.message_key)
+        if exc.message_key in (BAD_CREDENTIALS, PHONE_MISMATCH):
+            log.info("teacher login refused for telegram user %s (%s)", ctx.update.user_id, exc.message_key)
+            for key in keys:
+                await run_blocking(services.logins.fail, key)
+            return HookResult("bad_credentials")
         if unavailable(exc):
             return HookResult("unavailable")
         raise
+    for key in keys:
+        await run_blocking(services.logins.reset, key)
     return HookResult("ok", {"teacher_name": teacher.name or teacher.email})
 
 
@@ -193,11 +211,22 @@ async def teacher_batches(ctx: HookContext) -> list[tuple[str, str]]:
     return [(b, b) for b in batches]
 
 
+async def _shared_subjects(ctx: HookContext, batches: Iterable[str]) -> list[str]:
+    """The subjects the teacher teaches to *every* one of ``batches`` (a session has one subject
+    for all its batches); every subject of the teacher when none is chosen."""
+    pairs = await _assignments(ctx)
+    per_batch = [{s for b, s in pairs if b == batch} for batch in set(batches)]
+    return sorted(set.intersection(*per_batch) if per_batch else {s for _, s in pairs})
+
+
+async def batches_share_a_subject(ctx: HookContext) -> HookResult:
+    """The ticked batches have at least one subject the teacher teaches to all of them."""
+    return HookResult("ok" if await _shared_subjects(ctx, list(ctx.answer or [])) else "invalid")
+
+
 async def teacher_subjects(ctx: HookContext) -> list[tuple[str, str]]:
-    """The subjects the teacher teaches to any of the chosen batches."""
-    chosen = set(ctx.data.get("batches") or []) or None
-    subjects = sorted({s for b, s in await _assignments(ctx) if chosen is None or b in chosen})
-    return [(s, s) for s in subjects]
+    """The subjects the teacher teaches to all the chosen batches."""
+    return [(s, s) for s in await _shared_subjects(ctx, ctx.data.get("batches") or [])]
 
 
 async def open_session(ctx: HookContext) -> HookResult:
@@ -224,6 +253,8 @@ async def open_session(ctx: HookContext) -> HookResult:
             students = await roster.load_students(ctx.update.user_id, batches, subject)
     except RosterError as exc:
         timing.take(loading)
+        if exc.message_key == REJECTED:  # e.g. a subject not taught to one of the batches
+            return HookResult("refused", data)
         trouble = _api_trouble(exc)
         if trouble is None:
             raise

@@ -23,7 +23,8 @@ from integrations.foundation.crypto import (
     is_password_hash,
     verify_password,
 )
-from integrations.foundation.phones import normalise_phone, phone_tail
+from integrations.foundation.phones import default_region, display, is_phone, normalise_phone, phone_tail
+from integrations.foundation.text import clean_text
 from integrations.storage.bulk import Upsert, chunks, insert_or_upsert, upsert_all
 from integrations.storage.documents import (
     Batch,
@@ -35,7 +36,8 @@ from integrations.storage.documents import (
 
 COLUMNS = ("role", "id", "name", "phone", "email", "password", "batch", "subject")
 REQUIRED_COLUMNS = ("role", "id", "name", "batch")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
+MAX_CELL = 254  # characters of a cell (an email's limit); longer ones are an error, not a slow pattern
 _STUDENT_ID = re.compile(r"^\S+$")
 
 
@@ -99,10 +101,11 @@ def _split(value: str) -> list[str]:
 
 
 def _phone(raw: str, line: int, errors: list[RowError]) -> str:
-    digits = normalise_phone(raw)
-    if raw.strip() and not 10 <= len(digits) <= 15:
-        errors.append(RowError(line, f"phone {raw.strip()!r} must have 10 to 15 digits"))
-    return digits
+    if raw.strip() and not is_phone(raw):
+        errors.append(RowError(line, f"phone {raw.strip()!r} is not a phone number (one without a country code "
+                                     f"is read as DEFAULT_PHONE_REGION={default_region()})"))
+        return ""
+    return normalise_phone(raw) if raw.strip() else ""
 
 
 def _codes(raw: str, what: str, line: int, errors: list[RowError]) -> list[str]:
@@ -119,7 +122,14 @@ def parse_roster(stream: TextIO) -> tuple[dict[str, _Teacher], dict[str, _Studen
     students: dict[str, _Student] = {}
     reader = csv.reader(stream)
     header: Optional[list[str]] = None
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a NUL byte, a quote left open
+            errors.append(RowError(reader.line_num, f"cannot be read as CSV: {exc}"))
+            break
         line = reader.line_num
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
@@ -137,7 +147,13 @@ def parse_roster(stream: TextIO) -> tuple[dict[str, _Teacher], dict[str, _Studen
         if len(row) > len(header):
             errors.append(RowError(line, f"{len(row)} fields but the header has {len(header)} (unquoted comma?)"))
             continue
-        cell = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
+        too_long = [name for i, name in enumerate(header) if i < len(row) and len(row[i]) > MAX_CELL]
+        if too_long:
+            errors.append(RowError(line, f"{', '.join(too_long)}: longer than {MAX_CELL} characters"))
+            continue
+        # Names, ids and emails without control or invisible characters (NFKC); passwords as typed.
+        cell = {name: ((row[i] if name == "password" else clean_text(row[i])) if i < len(row) else "").strip()
+                for i, name in enumerate(header)}
         cell.update({name: "" for name in COLUMNS if name not in cell})
         role = cell["role"].lower()
         if role == "teacher":
@@ -146,8 +162,9 @@ def parse_roster(stream: TextIO) -> tuple[dict[str, _Teacher], dict[str, _Studen
             _student_row(cell, line, students, errors)
         else:
             errors.append(RowError(line, f"role must be 'teacher' or 'student', not {cell['role']!r}"))
-    if header is None:
+    if header is None and not errors:
         errors.append(RowError(1, "the file is empty (expected a header row)"))
+    _same_phones(students, errors)
     for t in teachers.values():
         if not t.name:
             errors.append(RowError(t.line, f"teacher {t.email}: name is required (on one of its rows)"))
@@ -195,6 +212,30 @@ def _student_row(cell: dict, line: int, students: dict[str, _Student], errors: l
     students[sid] = _Student(line, sid, cell["name"], phone, batches[0] if batches else "")
 
 
+def _same_phones(students: dict[str, _Student], errors: list[RowError]) -> None:
+    """Two students with one phone can never be told apart (neither could be identified)."""
+    first: dict[str, _Student] = {}
+    for s in sorted(students.values(), key=lambda s: s.line):
+        if not s.phone:
+            continue
+        other = first.setdefault(s.phone, s)
+        if other is not s:
+            errors.append(RowError(s.line, f"phone {display(s.phone)} is also student {other.student_id}'s "
+                                           f"(line {other.line}): every student needs their own number"))
+
+
+def _phones_taken(students: dict[str, _Student], errors: list[RowError]) -> None:
+    """A phone of the file that already belongs to a student of the roster who is not in it."""
+    mine = {s.phone: s for s in students.values() if s.phone}
+    tails = sorted({phone_tail(p) for p in mine} - {""})
+    for chunk in chunks(tails):  # one indexed $in query per chunk, not one lookup per row
+        for other in Student.objects(phone_tail__in=list(chunk)).only("student_id", "phone"):
+            s = mine.get(other.phone)
+            if s is not None and other.student_id != s.student_id and other.student_id not in students:
+                errors.append(RowError(s.line, f"phone {display(s.phone)} already belongs to student "
+                                               f"{other.student_id} of the roster"))
+
+
 def _password_update(new: str, current: Optional[str]) -> Optional[str]:
     """The hash to store, or None to keep the current one."""
     if not new:
@@ -204,15 +245,39 @@ def _password_update(new: str, current: Optional[str]) -> Optional[str]:
     return None if verify_password(new, current) else hash_password(new)
 
 
-def import_roster(source: Union[str, Path, TextIO]) -> ImportResult:
+def read_text(data: bytes, encoding: Optional[str] = None) -> tuple[str, list[RowError]]:
+    """The file's text: UTF-8 (with or without Excel's BOM) unless ``encoding`` is given; a byte
+    that is not valid in it is reported with its line, and what the file probably is."""
+    codec = encoding or "utf-8-sig"
+    try:
+        return data.decode(codec), []
+    except LookupError:
+        return "", [RowError(1, f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)")]
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        hint = ""
+        if encoding is None:
+            try:
+                data.decode("cp1252")
+                hint = " It looks like Windows-1252 (Latin-1): save it as UTF-8, or import with --encoding cp1252."
+            except UnicodeDecodeError:
+                hint = " Save it as UTF-8, or give its encoding with --encoding."
+        return "", [RowError(line, f"byte 0x{data[exc.start]:02x} at column {column} is not {codec}.{hint}")]
+
+
+def import_roster(source: Union[str, Path, TextIO], encoding: Optional[str] = None) -> ImportResult:
     """Validate and import; raises CsvImportError (and writes nothing) if any row is bad."""
     if isinstance(source, (str, Path)):
         name = str(source)
-        with open(source, encoding="utf-8-sig", newline="") as fh:
-            teachers, students, errors = parse_roster(fh)
+        text, errors = read_text(Path(source).read_bytes(), encoding)
+        if errors:
+            raise CsvImportError(errors, name)
+        teachers, students, errors = parse_roster(io.StringIO(text, newline=""))
     else:
         name = getattr(source, "name", "roster")
         teachers, students, errors = parse_roster(source)
+    _phones_taken(students, errors)
     hashes = _existing_teachers(list(teachers))
     for t in teachers.values():
         if not t.password and t.email not in hashes:

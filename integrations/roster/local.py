@@ -35,12 +35,15 @@ class LocalRoster(RosterBackend):
     def login(self, telegram_id: int, phone: str, email: str, password: str) -> TeacherInfo:
         email = email.strip().lower()
         teacher = Teacher.objects(email=email).first()
-        if (not verify_password(password, teacher.password_hash if teacher else _DUMMY_HASH) or teacher is None
-                or teacher.active is False):  # deactivated in the web panel
+        # The phone binding first: a foreign phone never learns whether the password was right.
+        # The hash is checked either way, so every refusal takes as long as a wrong password.
+        foreign = bool(teacher and teacher.phone and not (phone and phones_match(teacher.phone, phone)))
+        right = verify_password(password, teacher.password_hash if teacher and not foreign else _DUMMY_HASH)
+        if foreign:
+            raise RosterError(PHONE_MISMATCH, "contact phone differs from the roster")
+        if not right or teacher is None or teacher.active is False:  # deactivated in the web panel
             log.info("local login refused for telegram user %s", telegram_id)
             raise RosterError(BAD_CREDENTIALS, "wrong email or password")
-        if teacher.phone and phone and not phones_match(teacher.phone, phone):
-            raise RosterError(PHONE_MISMATCH, "contact phone differs from the roster")
         fields = {} if teacher.phone else {"phone": normalise_phone(phone)}
         bound = records.bind(telegram_id, email, **fields)
         log.info("teacher %s logged in (local roster)", telegram_id)

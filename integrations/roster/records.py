@@ -27,6 +27,7 @@ from integrations.foundation.phones import (
     phones_match,
 )
 from integrations.foundation.names import attempt_key, student_of_key, user_of_key
+from integrations.foundation.text import clean_text
 from integrations.roster.base import Report, ReportRow, StudentInfo, TeacherInfo
 from integrations.storage.audit import AuditEvent
 from integrations.storage.documents import (
@@ -39,6 +40,7 @@ from integrations.storage.documents import (
     StudentSnapshot,
     Subject,
     Teacher,
+    escape_key,
     utcnow,
 )
 from integrations.storage.panel import AdminUser, WebLogin
@@ -92,8 +94,9 @@ def create_session(
     session = Session(
         otp=otp, teacher=teacher, batches=list(batches), subject=subject, latitude=float(latitude),
         longitude=float(longitude), radius_m=float(radius_m), opened_at=utcnow(), expires_at=expires_at,
-        students=[StudentSnapshot.of(s.student_id, s.name, s.batch, s.phone) for s in students],
+        students=[StudentSnapshot.of(s.student_id, clean_text(s.name), s.batch, s.phone) for s in students],
     )
+    session.roster_size = len(session.students)
     try:
         return session.save()
     except NotUniqueError:
@@ -491,26 +494,38 @@ def open_sessions_of(student_id: str) -> list[Session]:
     return list(for_student(query, student_id))
 
 
+def wrong_code_cap(session: Session, per_session: int) -> int:
+    """Misses a session takes from everyone before one more miss locks a student out at once:
+    OTP_SESSION_MAX_WRONG, or one per student for a larger class (honest typos scale with it)."""
+    return max(int(per_session), int(session.roster_size or 0))
+
+
 def record_wrong_code(session_id: str, student_id: str, max_attempts: int, session_cap: int,
                       user_id: Optional[int] = None) -> tuple[int, bool]:
     """One wrong code against a session: per student and Telegram account (lockout at the limit;
     see `names.attempt_key`: typing a classmate's id never locks the classmate out) and in total.
 
-    Once a session has drawn `session_cap` wrong codes from everyone together (many accounts
-    guessing), every further miss locks that student out at once, so guessing across accounts
-    buys at most `session_cap` + one try per student. Returns (the student's count, locked).
+    One atomic update counts both, and only for a student not locked out yet: a locked student's
+    guesses never count toward the session's total (so accomplices cannot spend the brake on an
+    honest class). Once the total passes `session_cap`, every further miss locks that student out
+    at once. Returns (the student's count, locked).
     """
     oid = session_oid(session_id)
-    total = Session._get_collection().find_one_and_update(
-        {"_id": oid}, {"$inc": {"failed_otp_total": 1}},
-        projection={"failed_otp_total": True}, return_document=ReturnDocument.AFTER,
+    attempt = attempt_key(student_id, user_id)
+    key = escape_key(attempt)
+    doc = Session._get_collection().find_one_and_update(
+        {"_id": oid, "locked_out": {"$ne": attempt}},
+        {"$inc": {"failed_otp_total": 1, f"failed_otp.{key}": 1}},
+        projection={"failed_otp_total": True, f"failed_otp.{key}": True},
+        return_document=ReturnDocument.AFTER,
     )
-    key = attempt_key(student_id, user_id)
-    count, locked = Session.record_failed_otp(oid, key, max_attempts)
-    if not locked and total is not None and total["failed_otp_total"] > session_cap:
-        Session.objects(id=oid).update_one(add_to_set__locked_out=key)
+    if doc is None:  # locked out already (or no such session): nothing counted
+        return max_attempts, True
+    count = int(doc["failed_otp"][key])
+    if count >= max_attempts or doc["failed_otp_total"] > session_cap:
+        Session.objects(id=oid).update_one(add_to_set__locked_out=attempt)
         return count, True
-    return count, locked
+    return count, False
 
 
 def record_face_failure(session_id: str, student_id: str, user_id: Optional[int] = None) -> int:

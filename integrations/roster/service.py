@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Optional, Protocol, TypeVar
 
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import NOT_OWN_CONTACT, RosterError
-from integrations.foundation.phones import normalise_phone
+from integrations.foundation.names import attempt_key
+from integrations.foundation.phones import contact_phone
 from integrations.roster import csv_import, records
 from integrations.roster.base import (
     Assignment,
@@ -40,7 +41,7 @@ def check_own_contact(contact: ContactLike, sender_user_id: int) -> str:
     A shared contact is the sender's own only if its user id is the sender's user id; a contact
     card of someone else (or a typed number) has another or no user id.
     """
-    phone = normalise_phone(getattr(contact, "phone", ""))
+    phone = contact_phone(getattr(contact, "phone", ""))
     if getattr(contact, "user_id", None) != sender_user_id or not phone:
         raise RosterError(NOT_OWN_CONTACT, "the shared contact is not the sender's own")
     return phone
@@ -94,11 +95,16 @@ class RosterService:
         return sorted({a.batch for a in await self.list_assignments(telegram_id)})
 
     async def list_subjects(self, telegram_id: int, batches: Optional[Iterable[str]] = None) -> list[str]:
-        """Subjects the teacher teaches to any of ``batches`` (all batches if None)."""
-        chosen = None if batches is None else set(batches)
-        return sorted(
-            {a.subject for a in await self.list_assignments(telegram_id) if chosen is None or a.batch in chosen}
-        )
+        """Subjects the teacher teaches to *every* one of ``batches`` (any batch if None): only
+        those can open a session for all of them."""
+        assignments = await self.list_assignments(telegram_id)
+        if batches is None:
+            return sorted({a.subject for a in assignments})
+        chosen = set(batches)
+        taught: dict[str, set[str]] = {}
+        for a in assignments:
+            taught.setdefault(a.subject, set()).add(a.batch)
+        return sorted(subject for subject, covered in taught.items() if chosen <= covered)
 
     async def load_students(self, telegram_id: int, batches: Iterable[str], subject: str) -> list[StudentInfo]:
         """Students of several batches, loaded concurrently; all or nothing.
@@ -168,9 +174,21 @@ class RosterService:
         return await self._run(records.record_wrong_code, session_id, student_id, max_attempts, session_cap,
                                user_id)
 
-    async def record_face_failure(self, session_id: str, student_id: str, user_id: Optional[int] = None) -> int:
-        """Count a failed face check of the student on this Telegram account; the new count."""
+    async def begin_face_check(self, session_id: str, student_id: str, token: str, max_attempts: int,
+                               lease_s: float, user_id: Optional[int] = None) -> str:
+        """Claim the student's one face check in the session: ok | busy | exhausted | gone.
+        Failures count per student and Telegram account (`names.attempt_key`)."""
+        return await self._run(Session.begin_face_check, records.session_oid(session_id), student_id, token,
+                               max_attempts, lease_s, attempt_key(student_id, user_id))
+
+    async def face_check_failed(self, session_id: str, student_id: str, user_id: Optional[int] = None) -> int:
+        """Count one failed face check of the student on this Telegram account (atomically); the
+        failures now."""
         return await self._run(records.record_face_failure, session_id, student_id, user_id)
+
+    async def release_face_check(self, session_id: str, student_id: str, token: str) -> bool:
+        """Give back the claim of :meth:`begin_face_check` once the check's answer is recorded."""
+        return await self._run(Session.release_face_check, records.session_oid(session_id), student_id, token)
 
     async def close_session_now(self, session_id: str) -> Optional[dt.datetime]:
         """Stop taking codes at once; the closing time, or None if it was not open."""

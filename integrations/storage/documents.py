@@ -40,6 +40,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
 def escape_key(student_id: str) -> str:
     """Make a student id safe as a Mongo map key (reversible)."""
     return student_id.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
@@ -187,11 +191,13 @@ class Session(Document):
     expires_at = DateTimeField(required=True)
     status = StringField(choices=SESSION_STATUSES, default="open")
     students = ListField(EmbeddedDocumentField(StudentSnapshot))
+    roster_size = IntField()  # len(students), readable without loading them (sessions of before: unset)
     report_sent_at = DateTimeField()
     failed_otp = MapField(IntField())  # escaped student id -> wrong codes
     failed_otp_total = IntField(default=0)  # wrong codes from everyone (brute-force brake)
     locked_out = ListField(StringField())  # student ids (not escaped)
     face_failures = MapField(IntField())  # escaped student id -> failed face checks
+    face_checking = DictField()  # escaped student id -> {"until", "token"}: the one check in flight
     external_posted = BooleanField(default=False)  # http backend: the first POST has succeeded
 
     meta = {
@@ -273,6 +279,52 @@ class Session(Document):
             return_document=ReturnDocument.AFTER,
         )
         return int(doc["face_failures"][escape_key(student_id)]) if doc else 0
+
+    @classmethod
+    def begin_face_check(cls, session_id: ObjectId, student_id: str, token: str, max_attempts: int,
+                         lease_s: float, failures_key: Optional[str] = None) -> str:
+        """Claim the student's one face check in this session: ``ok``, ``busy`` (another check is
+        in flight), ``exhausted`` (``max_attempts`` failures already) or ``gone``.
+
+        One conditional update checks both, so neither a second note nor a second instance can
+        start a check past the limit. The claim is a lease: a check lost with its process frees
+        the student after ``lease_s`` (or at the next start-up, see attendance/recovery.py).
+        ``failures_key``: where the failures are counted, if not under ``student_id`` (per student
+        and Telegram account, `names.attempt_key`)."""
+        key = escape_key(student_id)
+        failed = escape_key(failures_key or student_id)
+        now = utcnow()
+        coll = cls._get_collection()
+        claimed = coll.update_one(
+            {"_id": session_id,
+             "$and": [{"$or": [{f"face_checking.{key}": None}, {f"face_checking.{key}.until": {"$lte": now}}]},
+                      {"$or": [{f"face_failures.{failed}": None}, {f"face_failures.{failed}": {"$lt": max_attempts}}]}]},
+            {"$set": {f"face_checking.{key}": {"until": now + dt.timedelta(seconds=lease_s), "token": token}}},
+        ).modified_count
+        if claimed:
+            return "ok"
+        doc = coll.find_one({"_id": session_id}, {f"face_failures.{failed}": True})
+        if doc is None:
+            return "gone"
+        return "exhausted" if int((doc.get("face_failures") or {}).get(failed, 0)) >= max_attempts else "busy"
+
+    @classmethod
+    def release_face_check(cls, session_id: ObjectId, student_id: str, token: Optional[str]) -> bool:
+        """Give the claim back, if it is still this check's (its answer is recorded by now);
+        ``token=None``: whoever holds it (a check that died with its process)."""
+        key = escape_key(student_id)
+        query = {"_id": session_id}
+        if token is not None:
+            query[f"face_checking.{key}.token"] = token
+        return bool(cls._get_collection().update_one(query, {"$unset": {f"face_checking.{key}": ""}}).modified_count)
+
+    @classmethod
+    def face_checks_running(cls, session_id: ObjectId) -> int:
+        """Face checks claimed in this session whose lease has not run out."""
+        doc = cls._get_collection().find_one({"_id": session_id}, {"face_checking": True}) or {}
+        now = utcnow()
+        return sum(1 for claim in (doc.get("face_checking") or {}).values()
+                   if isinstance(claim, dict) and claim.get("until") and _utc(claim["until"]) > now)
 
     @classmethod
     def close(cls, session_id: ObjectId) -> bool:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from mongoengine import Document
 
-from integrations.storage import audit, conversations, documents, outbox, panel
+from integrations.storage import audit, conversations, documents, outbox, panel, throttle
 
 ALL_DOCUMENTS: tuple[type[Document], ...] = (
     *documents.ALL_DOCUMENTS, *outbox.DOCUMENTS, conversations.ConversationDoc, *panel.DOCUMENTS,
-    *audit.DOCUMENTS,
+    *audit.DOCUMENTS, *throttle.DOCUMENTS,
 )
 
 

@@ -3,7 +3,8 @@
 Two kinds of entry, one per (session, student): the idempotency key is ``session_id:student_id``.
 ``attendance``: the face matched but the external attendance API did not take the record (the
 local record exists with ``synced=False``). ``verification``: the face service was down; the frame
-picked from the video note is kept (encrypted is not needed: it is deleted once checked) until it is.
+picked from the video note is kept, encrypted under SECRET_KEY like every other secret at rest
+(:func:`frame_of` reads it), until it is checked, and then deleted.
 
 Every transition is one conditional update, so a claim is won by one worker only; what the
 worker does with an entry lives in :mod:`integrations.attendance.outbox_worker`. Guarantees and
@@ -30,6 +31,7 @@ from mongoengine import (
 )
 from pymongo import ReturnDocument
 
+from integrations.foundation.crypto import DecryptError, get_secret_box
 from integrations.foundation.errors import API_UNAVAILABLE
 from integrations.foundation.names import SERVICE_ERROR, STUDENT_BOT
 from integrations.foundation.timefmt import as_utc
@@ -45,6 +47,8 @@ STATUSES = (PENDING, DELIVERED, FAILED)
 
 LEASE_SECONDS = 300.0  # a claim older than this belongs to a dead worker and may be taken over
 MAX_FRAME_BYTES = 2 * 1024 * 1024
+# A Fernet token of a MAX_FRAME_BYTES frame: base64 of version, time, IV, padded ciphertext and HMAC.
+FRAME_TOKEN_MAX_BYTES = 4 * ((1 + 8 + 16 + MAX_FRAME_BYTES + 16 + 32 + 2) // 3)
 DELIVERED_TTL_SECONDS = 30 * 24 * 3600  # delivered entries are kept a month, then expire
 
 
@@ -72,7 +76,8 @@ class OutboxEntry(Document):
     student_id = StringField(required=True)
     seq = IntField(required=True)  # creation order = delivery order
     payload = DictField()  # status, method, similarity, distance_m, batch
-    frame = BinaryField(max_bytes=MAX_FRAME_BYTES)  # verification: the JPEG to check (dropped when done)
+    frame = BinaryField(max_bytes=FRAME_TOKEN_MAX_BYTES)  # verification: the JPEG to check, Fernet-encrypted
+    # (frame_of decrypts it); dropped when done
     bot = StringField(default=STUDENT_BOT)
     chat_id = IntField()
     user_id = IntField()
@@ -132,7 +137,7 @@ def _enqueue(kind: str, session_id: str, student_id: str, *, payload: dict[str, 
         "subject": subject or "", "last_error": error or None, "updated_at": now,
     }
     if frame is not None:
-        fields["frame"] = bytes(frame)
+        fields["frame"] = get_secret_box().encrypt_bytes(frame)  # a face is personal data: never in clear
     existing = OutboxEntry.objects(key=key).first()
     if existing is None:
         try:
@@ -190,6 +195,20 @@ def enqueue_verification(session_id: str, student_id: str, batch: str, frame_jpe
         payload["answers"] = dict(answers)
     return _enqueue(VERIFICATION, session_id, student_id, payload=payload, frame=frame_jpeg, chat_id=chat_id,
                     user_id=user_id, subject=subject, error=error)
+
+
+def frame_of(entry: OutboxEntry) -> bytes:
+    """The kept frame in clear; DecryptError when SECRET_KEY cannot read it (the key changed). A
+    frame kept in clear by a version before encryption (a JPEG) is read as it is."""
+    stored = bytes(entry.frame or b"")
+    if not stored:
+        return b""
+    try:
+        return get_secret_box().decrypt_bytes(stored)
+    except DecryptError:
+        if stored[:3] == b"\xff\xd8\xff":
+            return stored
+        raise
 
 
 # ------------------------------------------------------------------------ claims and transitions

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from pyrogram import raw, types
+from pyrogram import enums, raw, types
 
 from engine import Callback, Command, Contact, Location, Update, VideoNote
 
@@ -72,6 +72,11 @@ def other_kind(message: types.Message) -> str:
     return "unsupported"
 
 
+def is_private(chat: object) -> bool:
+    """A one-to-one chat with the bot; groups, supergroups and channels are refused by the engine."""
+    return getattr(chat, "type", None) == enums.ChatType.PRIVATE
+
+
 def _sender(message: types.Message) -> tuple[int, str]:
     user = getattr(message, "from_user", None)
     if user is not None:
@@ -103,6 +108,7 @@ def map_message(
         message_id=message.id,
         first_name=first_name,
         language_code=getattr(getattr(message, "from_user", None), "language_code", None),
+        private=is_private(message.chat),
     )
     if location is None and message.location is not None and message.venue is None:
         location = Location(latitude=message.location.latitude, longitude=message.location.longitude)
@@ -144,4 +150,5 @@ def map_callback(query: types.CallbackQuery, bot: str) -> Update:
         message_id=message.id if message is not None else None,
         first_name=query.from_user.first_name or "",
         language_code=getattr(query.from_user, "language_code", None),
+        private=is_private(message.chat) if message is not None and message.chat else True,
     )

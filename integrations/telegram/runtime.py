@@ -41,6 +41,7 @@ from integrations.telegram.health import heartbeat_path, write_heartbeat
 from integrations.telegram.journal import MemoryReplyJournal, ReplyJournal
 from integrations.telegram.mongo_state import mongo_stores
 from integrations.telegram.sender import TelegramSender
+from integrations.telegram.startup import explain_start_failure
 from integrations.telegram.transport import BotTransport, Submit
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class TelegramRuntime:
             self._remove_signal_handlers()
             if isinstance(exc, Exception):
                 # The library reports an unreachable Telegram as e.g. KeyError(0) or OSError.
-                raise TelegramStartError(f"the {bot} bot could not start: {type(exc).__name__}: {exc}") from exc
+                raise TelegramStartError(explain_start_failure(bot, exc)) from exc
             raise
         if self.on_connected is not None:  # before the catch-up: its updates may need the names
             try:

@@ -8,8 +8,8 @@ PRE_LOGIN_COOKIE = "af_prelogin"  # the login form's CSRF token (double submit) 
 CSRF_FIELD = "csrf"
 TOKEN_BYTES = 32
 
-# -- login attempts (in memory, per process): failures allowed per window before 429
-LOGIN_WINDOW_S = 300.0
+# -- failed sign-ins before a wait (429): per email and per client address, in MongoDB
+LOGIN_WAIT_S, LOGIN_WAIT_CAP_S = 60.0, 3600.0  # after the free failures: 1 min, doubling to 1 h (in MongoDB)
 LOGIN_FAILURES_PER_EMAIL = 5
 LOGIN_FAILURES_PER_CLIENT = 20
 

@@ -9,7 +9,7 @@ from typing import Optional
 from engine import HookRegistry
 from integrations.attendance.audit import AuditLog
 from integrations.attendance.reports import ReportScheduler
-from integrations.presence.attempts import SlidingWindow
+from integrations.storage.throttle import Backoff
 from integrations.presence.faces.base import FaceVerifier
 from integrations.roster.service import RosterService
 from integrations.settings import Settings
@@ -29,10 +29,11 @@ class WebContext:
     registry: Optional[HookRegistry] = None  # the hooks' registry, to load and check the flows (from the app)
     audit: Optional[AuditLog] = None  # the app's audit trail; one over ``roster`` if not given
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set: live streams end now
-    email_failures: SlidingWindow = field(
-        default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_EMAIL, C.LOGIN_WINDOW_S))
-    client_failures: SlidingWindow = field(
-        default_factory=lambda: SlidingWindow(C.LOGIN_FAILURES_PER_CLIENT, C.LOGIN_WINDOW_S))
+    # Failed sign-ins per email and per client address, kept in MongoDB (a restart resets nothing).
+    email_failures: Backoff = field(
+        default_factory=lambda: Backoff("web-email", C.LOGIN_FAILURES_PER_EMAIL, C.LOGIN_WAIT_S, C.LOGIN_WAIT_CAP_S))
+    client_failures: Backoff = field(
+        default_factory=lambda: Backoff("web-client", C.LOGIN_FAILURES_PER_CLIENT, C.LOGIN_WAIT_S, C.LOGIN_WAIT_CAP_S))
 
     def __post_init__(self) -> None:
         if self.audit is None:

@@ -78,8 +78,8 @@ async def login(request: Request) -> Response:
                      request.cookies.get(C.PRE_LOGIN_COOKIE)):
         return _login_page(request, {"form": "The form expired; try again."}, email, status=403)
     client = _client(request)
-    if ctx.email_failures.blocked(email) or ctx.client_failures.blocked(client):
-        wait = max(ctx.email_failures.retry_after(email), ctx.client_failures.retry_after(client))
+    wait = max(await run_blocking(ctx.email_failures.wait, email), await run_blocking(ctx.client_failures.wait, client))
+    if wait > 0:
         log.warning("web login rate-limited")
         return _login_page(request, {"form": f"Too many failed sign-ins; try again in {int(wait) + 1} s."}, email,
                            status=429)
@@ -92,11 +92,12 @@ async def login(request: Request) -> Response:
         return _login_page(request, errors, email, status=400)
     found = await run_blocking(auth.check_password, email, password[:256])
     if found is None:
-        ctx.email_failures.hit(email)
-        ctx.client_failures.hit(client)
+        await run_blocking(ctx.email_failures.fail, email)
+        await run_blocking(ctx.client_failures.fail, client)
         log.info("web login refused")
         return _login_page(request, {"form": "Wrong email or password."}, email, status=401)
     role, principal = found
+    await run_blocking(ctx.email_failures.reset, email)
     token, csrf = auth.new_token(), auth.new_token()
     hours = ctx.settings.web_session_hours
     await ctx.roster.create_login(auth.token_hash(token), role, principal, csrf, auth.login_expiry(hours))

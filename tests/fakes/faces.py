@@ -1,7 +1,8 @@
 """The one fake face verifier of the test suite (a fake: never used by the product).
 
-Answers come, in order, from: a frame that starts with a ``FAKE-NOTE:`` marker (the reliability
-tests send such bytes as notes and skip decoding), then a script of results, then ``default``.
+Answers come, in order, from: a frame that carries a ``FAKE-NOTE:`` marker (the reliability
+tests send such notes, header-only MP4s from tests/fakes/notes.py that pass the header probe,
+and skip decoding), then a script of results, then ``default``.
 Every call is recorded (frame bytes, batch, student); ``raise_next`` makes the next calls raise.
 """
 from __future__ import annotations
@@ -18,10 +19,11 @@ from integrations.presence.faces.base import (
     FaceResult,
     FaceVerifier,
 )
+from tests.fakes.notes import FAKE_MARK, fake_note
 
-FAKE_MATCH = b"FAKE-NOTE:match"
-FAKE_MISMATCH = b"FAKE-NOTE:mismatch"
-FAKE_NOFACE = b"FAKE-NOTE:noface"
+FAKE_MATCH = fake_note("match")
+FAKE_MISMATCH = fake_note("mismatch")
+FAKE_NOFACE = fake_note("noface")
 
 MATCHED = FaceResult(True, MATCH, similarity=99.1, backend="fake")
 MISMATCHED = FaceResult(False, MISMATCH, similarity=12.0, backend="fake")
@@ -51,11 +53,12 @@ class FakeFaceVerifier(FaceVerifier):
             if self.raise_next:
                 self.raise_next -= 1
                 raise RuntimeError("verifier crashed")
-            if frame_jpeg.startswith(FAKE_MATCH):
+            head = bytes(frame_jpeg[:256])
+            if FAKE_MARK + b"match" in head:
                 return MATCHED
-            if frame_jpeg.startswith(FAKE_NOFACE):
+            if FAKE_MARK + b"noface" in head:
                 return NO_FACE_FOUND
-            if frame_jpeg.startswith(FAKE_MISMATCH):
+            if FAKE_MARK + b"mismatch" in head:
                 return MISMATCHED
             return self.script.popleft() if self.script else self.default
 

@@ -27,14 +27,14 @@ STUDENTS = {  # fixture roster: name -> (user, phone)
 }
 
 
-def make_app(**overrides: Any) -> tuple[App, Simulator]:
+def make_app(processor: Any = None, **overrides: Any) -> tuple[App, Simulator]:
     """The real app on a fresh database; faces always match and notes are not decoded (these
-    tests are not about faces)."""
+    tests are not about faces), unless a ``processor`` says otherwise."""
     settings = load_settings(app_env="test", report_buffer_seconds=0, **overrides)
     connect_db(fresh_db_uri("appkit"))
     verifier = FakeFaceVerifier()
     app = build_app(settings, flows=REPO / "flows", verifier=verifier, connect=False,
-                    processor=lambda job: verifier.verify(b"", job.batch, job.student_id))
+                    processor=processor or (lambda job: verifier.verify(b"", job.batch, job.student_id)))
     app.open_storage()
     import_roster(REPO / "flows" / "scripts" / "fixtures" / "roster.csv")
     return app, Simulator(app.engine, media_reader=read_video_note)

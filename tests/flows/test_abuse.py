@@ -2,6 +2,8 @@
 teachers reaching other teachers' sessions, forged buttons."""
 from __future__ import annotations
 
+import re
+
 from engine.simulator import InputError
 from integrations.storage.documents import AttendanceRecord, Session
 
@@ -23,26 +25,27 @@ async def test_one_account_guessing_across_sessions_is_slowed_down() -> None:
     ravi = await student_at_code(sim, "ravi")
     for guess in ("000001", "000002", "000003"):
         assert any("Wrong code" in r for r in await sim.send(ravi, guess))
-    replies = await sim.send(ravi, "000004")
-    assert any("Please wait 10 min" in r for r in replies)
+    replies = " ".join(await sim.send(ravi, "000004"))
+    assert re.search(r"Please wait (10|[1-9]) min", replies)
     session = Session.objects.first()
     assert session.failed_otp_total == 3  # the 4th guess was not even looked at
     await app.stop()
 
 
 async def test_many_accounts_guessing_one_session_hit_the_session_brake() -> None:
+    # The brake is max(OTP_SESSION_MAX_WRONG, class size): 4 students here, so the 5th miss brakes.
     app, sim = make_app(otp_session_max_wrong=3)
     await app.start()
     code = await open_session(sim)
-    wrong = f"{(int(code) + 1) % 1000000:06d}"
+    wrong = [f"{(int(code) + n) % 1000000:06d}" for n in (1, 2)]
     outcomes = []
-    for name in ("ravi", "sita", "arjun", "lata"):
+    for name in ("ravi", "sita", "arjun"):
         user = await student_at_code(sim, name)
-        outcomes.append(" ".join(await sim.send(user, wrong)))
-    assert ["Wrong code" in o for o in outcomes] == [True, True, True, False]
-    assert "locked out" in outcomes[3]  # after the brake, one miss locks out
-    assert Session.objects.first().locked_out == ["22PFS004#6004"]  # the student on this account
-    assert Session.objects.first().locked_student_ids() == {"22PFS004"}
+        outcomes += [" ".join(await sim.send(user, guess)) for guess in wrong]
+    assert ["Wrong code" in o for o in outcomes] == [True, True, True, True, False, False]
+    assert "locked out" in outcomes[4]  # after the brake, one miss locks out
+    assert Session.objects.first().locked_out == ["22PFS003#6003"]  # the student on this account
+    assert Session.objects.first().locked_student_ids() == {"22PFS003"}
     await app.stop()
 
 

@@ -76,7 +76,7 @@ def test_reimport_updates_and_never_duplicates(db):
     assert (result.teachers_created, result.teachers_updated) == (0, 1)
     assert Student.objects.count() == 4 and Teacher.objects.count() == 1
     s2 = Student.objects(student_id="S2").get()
-    assert (s2.name, s2.phone, s2.batch) == ("Sita Devi", "9000000009", "B2")
+    assert (s2.name, s2.phone, s2.batch) == ("Sita Devi", "919000000009", "B2")  # E.164, DEFAULT_PHONE_REGION=IN
     import_roster_text(changed)
     assert Student.objects.count() == 4 and Batch.objects.count() == 2
 

@@ -16,6 +16,7 @@ from integrations.storage.outbox import (
     PENDING,
     VERIFICATION,
     OutboxEntry,
+    frame_of,
 )
 from tests.fakes.faces import MATCHED as MATCH
 from tests.fakes.faces import MISMATCHED as MISMATCH
@@ -33,8 +34,10 @@ async def test_face_service_down_frame_kept_student_told_then_verified_and_recor
 
     entry = OutboxEntry.objects.get()
     assert (entry.kind, entry.status, entry.last_error) == (VERIFICATION, PENDING, "throttled")
-    assert entry.frame[:2] == b"\xff\xd8" and len(entry.frame) < 200_000  # the JPEG frame, not the video
-    assert bytes(entry.frame) == harness.verifier.calls[0][0] and entry.payload["batch"] == "B1"
+    frame = frame_of(entry)
+    assert frame[:2] == b"\xff\xd8" and len(frame) < 200_000  # the JPEG frame, not the video
+    assert frame == harness.verifier.calls[0][0] and entry.payload["batch"] == "B1"
+    assert frame not in bytes(entry.frame)  # encrypted at rest (issue 14 item 16)
     assert AttendanceRecord.objects.count() == 0
 
     # Still down: it waits, nothing recorded, nobody told anything new.
@@ -50,7 +53,7 @@ async def test_face_service_down_frame_kept_student_told_then_verified_and_recor
     mark = harness.switch.mark()
     result = await harness.outbox.run_once()
     assert (result.verified, result.delivered, result.notices, result.remaining) == (1, 1, 1, 0)
-    assert harness.verifier.calls[-1] == (bytes(entry.frame), "B1", "B1-S1")
+    assert harness.verifier.calls[-1] == (frame, "B1", "B1-S1")
     record = AttendanceRecord.objects.get()
     assert (record.status, record.method, record.similarity, record.synced) == ("present", "face", 99.1, True)
     assert abs((as_utc(record.time) - as_utc(entry.created_at)).total_seconds()) < 0.01  # the video's time

@@ -9,7 +9,7 @@ builds at start-up: roster service, verification queue, report scheduler, hook r
 flows and engine (through ``build_app``). :meth:`Deployment.restart` stops one instance (gracefully
 or as a crash) and boots the next, optionally letting time pass while nothing runs.
 
-Face checks: notes whose bytes start with ``FAKE-NOTE:`` are judged by :class:`FakeFaceVerifier`
+Face checks: notes that carry a ``FAKE-NOTE:`` marker are judged by :class:`FakeFaceVerifier`
 without decoding; any other bytes go through the real pipeline (frame extraction, then the real
 local verifier when one is given, else the fake one). Every verdict is logged, and so is every
 hook call, so tests can tell which checks a student really passed.
@@ -52,6 +52,7 @@ from tests.fakes.faces import (
     MISMATCHED,
     FakeFaceVerifier,
 )
+from tests.fakes.notes import is_fake
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = [str(REPO / "flows" / "teacher.yaml"), str(REPO / "flows" / "student.yaml")]
@@ -81,7 +82,7 @@ class Processor:
         self.verdicts: list[Verdict] = []
 
     def __call__(self, job: VerifyJob) -> FaceResult:
-        fake = job.data.startswith(b"FAKE-NOTE:")
+        fake = is_fake(job.data)
         result = self.fake.verify(job.data, job.batch, job.student_id) if fake else self.pipeline(job)
         self.verdicts.append(Verdict(job.session_id, job.student_id, result.matched, result.reason, not fake))
         return result

@@ -221,7 +221,8 @@ class FuzzWorld:
         await queue.drain()
         self.outcomes.update((c.hook, c.outcome) for c in self.dep.hook_calls)
         queue._failures.clear()
-        self.instance.services.code_guesses.clear()  # in-memory limiter: each sequence is a fresh process
+        self.instance.services.code_guesses.clear()  # each sequence starts with no attempts (MongoDB)
+        self.instance.services.logins.clear()
         if self.store_kind == "mongo":
             from integrations.storage.conversations import ConversationDoc
 

@@ -68,16 +68,16 @@ def keygen() -> int:
 
 
 # ---------------------------------------------------------------------------------------- roster
-def roster_import(settings: Settings, path: str) -> int:
+def roster_import(settings: Settings, path: str, encoding: Optional[str] = None) -> int:
     with database(settings) as db:
         assert db is not None
         print(f"database: {db.description}")
-        return _import(path)
+        return _import(path, encoding)
 
 
-def _import(path: str) -> int:
+def _import(path: str, encoding: Optional[str] = None) -> int:
     try:
-        result = import_roster(path)
+        result = import_roster(path, encoding)
     except CsvImportError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -211,6 +211,21 @@ def stats(settings: Settings) -> int:
 
 
 # ------------------------------------------------------------------------------------------ health
+def _secret_key_check(settings: Settings) -> tuple[str, bool, str]:
+    """SECRET_KEY is a usable Fernet key (each one, when several are given to rotate); never shown."""
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if not key.strip():
+        if settings.app_env == "production":
+            return "secret key", False, "SECRET_KEY is required when APP_ENV=production (python run.py keygen)"
+        return "secret key", True, "unset: an ephemeral key (stored secrets do not survive a restart)"
+    try:
+        crypto.make_secret_box(key, settings.app_env)
+    except crypto.SecretKeyError:
+        return "secret key", False, "SECRET_KEY is not a valid Fernet key (32 url-safe base64 bytes; python run.py keygen)"
+    count = len([k for k in key.split(",") if k.strip()])
+    return "secret key", True, f"valid ({count} key{'s' if count > 1 else ''})"
+
+
 def health(settings: Settings) -> int:
     """Store reachable, Telegram settings well-formed, face verifier ready, scheduler, heartbeat."""
     checks: list[tuple[str, bool, str]] = []
@@ -221,6 +236,7 @@ def health(settings: Settings) -> int:
             checks.append(("store", True, f"{db.description}, reachable"))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - report any failure as unhealthy
         checks.append(("store", False, type(exc).__name__))
+    checks.append(_secret_key_check(settings))
     missing = settings.missing_for_telegram()
     if missing:
         checks.append(("telegram settings", False, "missing: " + ", ".join(missing)))
@@ -348,7 +364,8 @@ def register(sub: Any) -> None:
     roster = p.add_subparsers(dest="roster_command", required=True)
     p = roster.add_parser("import", help="import teachers and students from a CSV file (docs/roster-csv.md)")
     p.add_argument("file")
-    p.set_defaults(func=lambda a: roster_import(settings_or_exit(), a.file))
+    p.add_argument("--encoding", help="the file's text encoding when it is not UTF-8, e.g. cp1252 or latin-1")
+    p.set_defaults(func=lambda a: roster_import(settings_or_exit(), a.file, a.encoding))
     roster.add_parser("hash-password", help="read a password and print its scrypt hash for the CSV").set_defaults(
         func=lambda a: hash_password())
 
