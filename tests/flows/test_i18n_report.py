@@ -10,7 +10,7 @@ from integrations.attendance.reports import CSV_LABELS, report_fields
 from integrations.foundation.names import REPORT_CSV_KEY
 from integrations.foundation.timefmt import clock, day, number
 from integrations.roster.base import Report, ReportRow
-from integrations.roster.records import CSV_COLUMNS
+from integrations.roster.records import REPORT_COLUMNS
 from integrations.storage.documents import Session
 
 OPENED = dt.datetime(2025, 3, 7, 10, 15, tzinfo=dt.timezone.utc)  # 15:45 in India
@@ -34,7 +34,7 @@ def test_without_a_language_the_report_is_plain() -> None:
     assert fields["report_date"] == "2025-03-07 15:45" and fields["report_closed"] == "15:55"
     assert (fields["present_count"], fields["absent_count"], fields["total_count"]) == (2, 2, 4)
     rows = rows_of(fields)
-    assert rows[0] == list(CSV_COLUMNS)
+    assert rows[0] == list(REPORT_COLUMNS)
     assert [r[4] for r in rows[1:]] == ["present", "failed", "present", "absent"]
 
 
@@ -59,11 +59,11 @@ def test_telugu_report() -> None:
 def test_english_report_is_formatted_for_india() -> None:
     fields = report_fields(REPORT, SESSION, "Asia/Kolkata", language="en")
     assert fields["report_date"].startswith("7 Mar 2025")
-    assert rows_of(fields)[0] == list(CSV_COLUMNS)  # English keeps the plain column names
+    assert rows_of(fields)[0] == list(REPORT_COLUMNS)  # English keeps the plain column names
 
 
 def test_every_translated_csv_labels_every_column_and_word() -> None:
-    words = set(CSV_COLUMNS) | {"present", "absent", "failed", "face", "manual"}
+    words = set(REPORT_COLUMNS) | {"present", "absent", "failed", "locked_out", "face", "manual"}
     for language, labels in CSV_LABELS.items():
         assert set(labels) == words, language
 
