@@ -181,17 +181,21 @@ class HttpRoster(RosterBackend):
         distance_m: Optional[float] = None,
         face_distance: Optional[float] = None,
         answers: Optional[dict] = None,
+        live: Optional[bool] = None,
+        liveness_score: Optional[float] = None,
     ) -> SubmitResult:
         """Record locally (idempotent), then send to the API; raises ApiError if sending failed."""
         with timing.scope(session_id):
             return self._submit(session_id, student_id, status, method, similarity, distance_m, face_distance,
-                                answers)
+                                answers, live, liveness_score)
 
     def _submit(self, session_id: str, student_id: str, status: str, method: str, similarity: Optional[float],
-                distance_m: Optional[float], face_distance: Optional[float], answers: Optional[dict]
+                distance_m: Optional[float], face_distance: Optional[float], answers: Optional[dict],
+                live: Optional[bool] = None, liveness_score: Optional[float] = None
                 ) -> SubmitResult:
         session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m,
-                                                    face_distance=face_distance, answers=answers)
+                                                    face_distance=face_distance, answers=answers, live=live,
+                                                    liveness_score=liveness_score)
         if not record.synced:
             self._send(session, record)
         return SubmitResult(student_id, record.status, record.method, changed, True)

@@ -23,7 +23,8 @@ from integrations.roster.base import Report
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PRESENT, ABSENT, FAILED, LOCKED = "present", "absent", "failed", "locked_out"
-FILLS = {PRESENT: "C6EFCE", ABSENT: "FFC7CE", FAILED: "FFEB9C", LOCKED: "D9D9D9"}
+DOUBTFUL = "doubtful"  # the liveness column (LIVENESS=flag)
+FILLS = {PRESENT: "C6EFCE", ABSENT: "FFC7CE", FAILED: "FFEB9C", LOCKED: "D9D9D9", DOUBTFUL: "FFEB9C"}
 
 
 def _sheet_rows(ws: Any, rows: Sequence[Sequence[Any]], start_row: int = 1) -> None:
@@ -70,9 +71,10 @@ def report_xlsx(report: Report, zone: str = "UTC") -> bytes:
     first = len(title) + 2
     _sheet_rows(ws, [header, *rows], first)
     _bold_header(ws, first, len(header))
-    status_col = header.index("status") + 1
+    status_col, liveness_col = header.index("status") + 1, header.index("liveness") + 1
     for i, row in enumerate(rows, start=first + 1):
         _colour(ws, i, status_col, str(row[status_col - 1]))
+        _colour(ws, i, liveness_col, str(row[liveness_col - 1]))
     ws.freeze_panes = ws.cell(row=first + 1, column=3)
     return _save(wb)
 

@@ -62,6 +62,7 @@ CSV_LABELS: dict[str, dict[str, str]] = {
         "student_id": "छात्र आईडी", "name": "नाम", "batch": "बैच", "phone": "फ़ोन",
         "status": "स्थिति", "method": "तरीका", "time": "समय", "similarity": "चेहरा मिलान",
         "distance_m": "दूरी (मीटर)", "face_distance": "चेहरे की दूरी", "note": "टिप्पणी",
+        "liveness": "जीवंतता", "liveness_score": "जीवंतता स्कोर", "live": "जीवंत", "doubtful": "संदिग्ध",
         PRESENT: "उपस्थित", ABSENT: "अनुपस्थित", FAILED: "चेहरा जाँच विफल", "locked_out": "रोका गया",
         BY_FACE: "चेहरा", BY_HAND: "हाथ से",
     },
@@ -69,6 +70,7 @@ CSV_LABELS: dict[str, dict[str, str]] = {
         "student_id": "విద్యార్థి ఐడీ", "name": "పేరు", "batch": "బ్యాచ్", "phone": "ఫోన్",
         "status": "స్థితి", "method": "విధానం", "time": "సమయం", "similarity": "ముఖ సరిపోలిక",
         "distance_m": "దూరం (మీటర్లు)", "face_distance": "ముఖ దూరం", "note": "గమనిక",
+        "liveness": "సజీవత", "liveness_score": "సజీవత స్కోర్", "live": "సజీవం", "doubtful": "సందేహాస్పదం",
         PRESENT: "హాజరు", ABSENT: "గైర్హాజరు", FAILED: "ముఖ తనిఖీ విఫలం", "locked_out": "నిలిపివేయబడింది",
         BY_FACE: "ముఖం", BY_HAND: "చేతితో",
     },
@@ -107,6 +109,7 @@ def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0
     absent = [r for r in report.rows if r.status != PRESENT]
     locked_rows = [r for r in report.rows if r.student_id in locked and r.status != PRESENT]
     manual = [r for r in present if r.method == BY_HAND]
+    doubtful = [r for r in present if r.live is False]  # LIVENESS=flag: matched, but maybe a photo
 
     def count(rows: Any) -> Any:
         return number(rows if isinstance(rows, int) else len(rows), language)
@@ -119,6 +122,8 @@ def report_fields(report: Report, session: Session, zone: str, unsynced: int = 0
         "total_count": count(report.rows),
         "present_count": count(present),
         "present_names": _names(present),
+        "doubtful_count": count(doubtful),
+        "doubtful_names": _names(doubtful),
         "manual_count": count(manual),
         "absent_count": count(absent),
         "absent_names": _names(absent),

@@ -164,10 +164,13 @@ class VerificationWorkflow:
         """Record attendance with the face check's score: (synced, changed); not synced when the
         API is down (the record waits in the outbox)."""
         similarity = getattr(face, "similarity", None)
+        verdict = getattr(face, "liveness", None)
+        checked = verdict is not None and verdict.checked
         try:
             result = await self.roster.submit_attendance(
                 check.session_id, check.student_id, status, names.BY_FACE, similarity=similarity,
-                distance_m=check.distance_m, face_distance=getattr(face, "distance", None), answers=check.answers)
+                distance_m=check.distance_m, face_distance=getattr(face, "distance", None), answers=check.answers,
+                live=verdict.live if checked else None, liveness_score=verdict.score if checked else None)
             return True, bool(getattr(result, "changed", True))
         except RosterError as exc:
             if exc.message_key not in UNAVAILABLE_KEYS:

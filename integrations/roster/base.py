@@ -63,6 +63,13 @@ class ReportRow:
     locked: bool = False  # locked out of the session by wrong codes (on some Telegram account)
     answers: tuple[tuple[str, str], ...] = ()  # answers the flow keeps with the record, in order
     note: str = ""  # e.g. the teacher's reason for a manual mark
+    live: Optional[bool] = None  # the note's liveness: False = doubtful, None = not checked
+    liveness_score: Optional[float] = None
+
+    @property
+    def liveness(self) -> str:
+        """What the report and the CSV say about the note: live, doubtful or nothing."""
+        return "" if self.live is None else ("live" if self.live else "doubtful")
 
     @property
     def shown_status(self) -> str:
@@ -134,6 +141,8 @@ class RosterBackend(abc.ABC):
         distance_m: Optional[float] = None,
         face_distance: Optional[float] = None,
         answers: Optional[dict] = None,
+        live: Optional[bool] = None,
+        liveness_score: Optional[float] = None,
     ) -> SubmitResult:
         """Record attendance idempotently: the same student twice in a session is one record.
 

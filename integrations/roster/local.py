@@ -81,9 +81,12 @@ class LocalRoster(RosterBackend):
         distance_m: Optional[float] = None,
         face_distance: Optional[float] = None,
         answers: Optional[dict] = None,
+        live: Optional[bool] = None,
+        liveness_score: Optional[float] = None,
     ) -> SubmitResult:
         session, record, changed = records.mark_local(session_id, student_id, status, method, similarity, distance_m,
-                                                    face_distance=face_distance, answers=answers)
+                                                    face_distance=face_distance, answers=answers, live=live,
+                                                    liveness_score=liveness_score)
         if not record.synced:  # nothing to sync to: the database is the system of record
             AttendanceRecord.mark_synced(record.id, record.rev)
         return SubmitResult(student_id, record.status, record.method, changed, True)

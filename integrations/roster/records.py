@@ -290,6 +290,7 @@ def mark_local(
     session_id: str, student_id: str, status: str, method: str,
     similarity: Optional[float] = None, distance_m: Optional[float] = None, *,
     face_distance: Optional[float] = None, answers: Optional[dict] = None,
+    live: Optional[bool] = None, liveness_score: Optional[float] = None,
 ) -> tuple[Session, AttendanceRecord, bool]:
     """The local, idempotent half of every backend's `submit`: the student must be on the
     session's roster; returns (session, record, changed)."""
@@ -297,7 +298,7 @@ def mark_local(
     require_snapshot_student(session, student_id)
     record, changed = AttendanceRecord.mark(
         session.id, student_id, status, method, similarity=similarity, distance_m=distance_m,
-        face_distance=face_distance, answers=answers,
+        face_distance=face_distance, answers=answers, live=live, liveness_score=liveness_score,
     )
     return session, record, changed
 
@@ -348,7 +349,7 @@ def _cell(value: str) -> str:
 
 
 REPORT_COLUMNS = ("student_id", "name", "batch", "phone", "status", "method", "time", "similarity",
-                  "face_distance", "distance_m", "note")
+                  "face_distance", "liveness", "liveness_score", "distance_m", "note")
 
 
 def answer_keys(report: Report) -> list[str]:
@@ -361,7 +362,8 @@ def report_table(report: Report, labels: Optional[Mapping[str, str]] = None) -> 
 
     ``status`` is what the report text says (present, locked_out, failed, absent); a face check's
     score is ``similarity`` (Rekognition, percent) or ``face_distance`` (local dlib, lower is
-    closer); ``distance_m`` is the student's distance from the class. Kept answers follow.
+    closer); ``liveness`` is ``live`` or ``doubtful`` (empty: not checked) with its score;
+    ``distance_m`` is the student's distance from the class. Kept answers follow.
     ``labels`` translates the column names and the status and method words (a teacher's report
     in their language); without it they are the plain keys a backup keeps."""
     words = labels or {}
@@ -376,6 +378,8 @@ def report_table(report: Report, labels: Optional[Mapping[str, str]] = None) -> 
             r.time.isoformat() if r.time else "",
             None if r.similarity is None else round(r.similarity, 1),
             None if r.face_distance is None else round(r.face_distance, 3),
+            words.get(r.liveness, r.liveness),
+            None if r.liveness_score is None else round(r.liveness_score, 3),
             None if r.distance_m is None else round(r.distance_m),
             r.note, *(answers.get(k, "") for k in keys),
         ])
@@ -462,6 +466,8 @@ def build_report(
                 locked=snap.student_id in locked,
                 answers=tuple((str(k), str(v)) for k, v in (rec.answers or {}).items()) if rec else (),
                 note=(rec.note or "") if rec else "",
+                live=rec.live if rec else None,
+                liveness_score=rec.liveness_score if rec else None,
             )
         )
     rows.sort(key=lambda r: (r.batch, r.student_id))

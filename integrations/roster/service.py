@@ -255,11 +255,13 @@ class RosterService:
         distance_m: Optional[float] = None,
         face_distance: Optional[float] = None,
         answers: Optional[dict] = None,
+        live: Optional[bool] = None,
+        liveness_score: Optional[float] = None,
     ) -> SubmitResult:
         """Record one student's attendance; repeating it is harmless (one record per session+student)."""
         return await self._run(
             self.backend.submit, session_id, student_id, status, method, similarity=similarity, distance_m=distance_m,
-            face_distance=face_distance, answers=answers,
+            face_distance=face_distance, answers=answers, live=live, liveness_score=liveness_score,
         )
 
     async def override_mark(self, session_id: str, student_id: str, status: str, *, by: str, reason: str

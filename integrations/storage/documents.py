@@ -377,6 +377,10 @@ class AttendanceRecord(Document):
     rev = IntField(default=0)  # bumped by every change, so a sync never confirms a newer change
     face_distance = FloatField()  # the local (dlib) verifier's score: embedding distance, lower is closer
     answers = DictField()  # answers the flow keeps with the record (its `record_answers`), e.g. a seat
+    # The note's liveness (issue 17): False = "liveness doubtful" (LIVENESS=flag still records the
+    # match), None = not checked (LIVENESS=off, a manual mark, a frame checked from the outbox).
+    live = BooleanField()
+    liveness_score = FloatField()  # 0..1, judged live from 0.5
     # Manual overrides that changed the status: {at, by, reason, from_status, from_method, to_status}
     history = ListField(DictField())
 
@@ -401,6 +405,8 @@ class AttendanceRecord(Document):
         distance_m: Optional[float] = None,
         face_distance: Optional[float] = None,
         answers: Optional[dict] = None,
+        live: Optional[bool] = None,
+        liveness_score: Optional[float] = None,
     ) -> tuple["AttendanceRecord", bool]:
         """Upsert the record; returns (record, changed).
 
@@ -424,6 +430,10 @@ class AttendanceRecord(Document):
             fields["set__distance_m"] = float(distance_m)
         if face_distance is not None:
             fields["set__face_distance"] = float(face_distance)
+        if live is not None:
+            fields["set__live"] = bool(live)
+        if liveness_score is not None:
+            fields["set__liveness_score"] = float(liveness_score)
         if answers:
             fields["set__answers"] = {str(k): v for k, v in answers.items()}
         for attempt in range(2):

@@ -19,10 +19,19 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from integrations.foundation.names import PRESENT
+from integrations.foundation.names import PRESENT, student_of_key
 from integrations.foundation.timefmt import as_utc
 from integrations.storage import outbox
-from integrations.storage.documents import AttendanceRecord, Batch, Session, Student, Subject, Teacher, utcnow
+from integrations.storage.documents import (
+    AttendanceRecord,
+    Batch,
+    Session,
+    Student,
+    Subject,
+    Teacher,
+    unescape_key,
+    utcnow,
+)
 from integrations.storage.audit import AuditEvent
 from integrations.web import constants as C
 from integrations.web.auth import Principal
@@ -211,9 +220,11 @@ class LiveRow:
     method: str = ""
     time: Optional[dt.datetime] = None
     distance_m: Optional[float] = None
-    similarity: Optional[float] = None
+    similarity: Optional[float] = None  # Rekognition: percent
     face_failures: int = 0
     note: str = ""
+    face_distance: Optional[float] = None  # local dlib verifier: lower is closer
+    live: Optional[bool] = None  # False: "liveness doubtful" (LIVENESS=flag); None: not checked
 
 
 @dataclass(frozen=True)
@@ -232,9 +243,14 @@ def live(session_id: ObjectId) -> Live:
         return Live([], {}, "closed", None)
     records = {r["student_id"]: r for r in AttendanceRecord._get_collection().find(
         {"session": session_id},
-        {"student_id": 1, "status": 1, "method": 1, "time": 1, "distance_m": 1, "similarity": 1, "note": 1})}
-    locked = set(doc.get("locked_out") or [])
-    failures = doc.get("face_failures") or {}
+        {"student_id": 1, "status": 1, "method": 1, "time": 1, "distance_m": 1, "similarity": 1, "note": 1,
+         "face_distance": 1, "live": 1})}
+    # Lockouts and face failures count per student and Telegram account (names.attempt_key).
+    locked = {student_of_key(key) for key in doc.get("locked_out") or []}
+    failures: dict[str, int] = {}
+    for key, count in (doc.get("face_failures") or {}).items():
+        student = student_of_key(unescape_key(key))
+        failures[student] = failures.get(student, 0) + int(count)
     rows = []
     for snap in doc.get("students") or []:
         sid = snap["student_id"]
@@ -247,11 +263,10 @@ def live(session_id: ObjectId) -> Live:
             state = "failed"
         else:
             state = "pending"
-        escaped = sid.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
         rec = rec or {}
         rows.append(LiveRow(sid, snap.get("name", ""), snap.get("batch", ""), state, rec.get("method", ""),
                             rec.get("time"), rec.get("distance_m"), rec.get("similarity"),
-                            int(failures.get(escaped, 0)), rec.get("note") or ""))
+                            failures.get(sid, 0), rec.get("note") or "", rec.get("face_distance"), rec.get("live")))
     order = {"present": 1, "failed": 0, "locked": 0, "pending": 2}
     rows.sort(key=lambda r: (order[r.state], -(r.time.timestamp() if r.time else 0), r.student_id))
     counts = {k: sum(r.state == k for r in rows) for k in ("present", "pending", "failed", "locked")}

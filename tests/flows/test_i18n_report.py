@@ -63,7 +63,7 @@ def test_english_report_is_formatted_for_india() -> None:
 
 
 def test_every_translated_csv_labels_every_column_and_word() -> None:
-    words = set(REPORT_COLUMNS) | {"present", "absent", "failed", "locked_out", "face", "manual"}
+    words = set(REPORT_COLUMNS) | {"present", "absent", "failed", "locked_out", "face", "manual", "live", "doubtful"}
     for language, labels in CSV_LABELS.items():
         assert set(labels) == words, language
 

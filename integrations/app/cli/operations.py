@@ -152,6 +152,7 @@ def _export(settings: Settings, session_id: str, fmt: str, output: Optional[str]
         rows = [{"student_id": r.student_id, "name": r.name, "batch": r.batch, "status": r.shown_status,
                  "method": r.method, "time": r.time.isoformat() if r.time else None,
                  "similarity": r.similarity, "face_distance": r.face_distance, "distance_m": r.distance_m,
+                 "liveness": r.liveness or None, "liveness_score": r.liveness_score,
                  "note": r.note or None, "answers": dict(r.answers)} for r in report.rows]
         doc = {"session_id": report.session_id, "subject": report.subject, "batches": list(report.batches),
                "teacher": report.teacher_name,
