@@ -148,25 +148,36 @@ def _api_trouble(exc: RosterError) -> Optional[HookResult]:
 
 
 MIN_DURATION_S, MAX_DURATION_S = 30, 180 * 60
-_DURATION = re.compile(r"(\d{1,4}(?:[.,]\d{1,2})?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hours?)?\.?",
+# Unit words a session length may be written with, in every shipped language: a tapped duration
+# button sends its label back, so a translated label must read back as the same length.
+_UNITS = {
+    "s": ("s", "sec", "secs", "second", "seconds", "से", "सेकंड", "सेकेंड", "సె", "సెకను", "సెకన్లు", "సెకండ్లు"),
+    "m": ("m", "min", "mins", "minute", "minutes", "मि", "मिनट", "ని", "నిమి", "నిమిషం", "నిమిషాలు"),
+    "h": ("h", "hr", "hour", "hours", "घं", "घंटा", "घंटे", "గం", "గంట", "గంటలు"),
+}
+_UNIT_OF = {word: unit for unit, words in _UNITS.items() for word in words}
+_SHOWN = {"en": ("s", "min"), "hi": ("सेकंड", "मिनट"), "te": ("సెకన్లు", "నిమి")}  # how lengths are offered
+_DURATION = re.compile(r"(\d{1,4}(?:[.,]\d{1,2})?)\s*(" + "|".join(sorted(map(re.escape, _UNIT_OF), key=len,
+                                                                           reverse=True)) + r")?\.?",
                        re.IGNORECASE)
 
 
 def parse_duration(text: Any) -> Optional[int]:
-    """Seconds from '90 s', '90s', '1.5', '5', '5 min', '1 h' (a bare number is minutes); None if
-    it is not a duration between 30 seconds and 180 minutes."""
+    """Seconds from '90 s', '90s', '1.5', '5', '5 min', '1 h', '5 मिनट', '90 సెకన్లు' (a bare number
+    is minutes; digits of any script); None if not a duration between 30 seconds and 180 minutes."""
     match = _DURATION.fullmatch(str(text or "").strip())
     if not match:
         return None
-    number = float(match.group(1).replace(",", "."))
-    unit = (match.group(2) or "m").lower()
-    seconds = number * (1 if unit.startswith("s") else 3600 if unit.startswith("h") else 60)
+    number = float(match.group(1).replace(",", "."))  # float() reads Devanagari and Telugu digits too
+    unit = _UNIT_OF.get((match.group(2) or "m").lower(), "m")
+    seconds = number * (1 if unit == "s" else 3600 if unit == "h" else 60)
     return int(round(seconds)) if MIN_DURATION_S <= seconds <= MAX_DURATION_S else None
 
 
-def format_duration(seconds: int) -> str:
-    """How a length is offered and shown: '5 min', '90 s'."""
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+def format_duration(seconds: int, language: Optional[str] = None) -> str:
+    """How a length is offered and shown: '5 min', '90 s' (or in the conversation's language)."""
+    secs, mins = _SHOWN.get(language or "en", _SHOWN["en"])
+    return f"{seconds // 60} {mins}" if seconds % 60 == 0 else f"{seconds} {secs}"
 
 
 def valid_duration(ctx: HookContext) -> HookResult:
@@ -193,7 +204,8 @@ async def session_defaults(ctx: HookContext) -> HookResult:
         return HookResult("session_open", _session_fields(current, services.settings.timezone, ctx.language))
     radius = services.settings.location_distance_limit_meters
     return HookResult("ok", {"default_radius": int(radius) if float(radius).is_integer() else radius,
-                             "default_duration": format_duration(services.settings.session_duration_seconds),
+                             "default_duration": format_duration(services.settings.session_duration_seconds,
+                                                                 ctx.language),
                              ASSIGNMENTS: [[a.batch, a.subject] for a in assignments], "batches": []})
 
 

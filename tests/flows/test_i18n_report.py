@@ -18,7 +18,7 @@ ROWS = (
     ReportRow("S1", "Ravi Kumar", "B1", "+91", "present", "face", OPENED, 97.5, 12.0),
     ReportRow("S2", "Sita Devi", "B1", "+91", "failed", "face"),
     ReportRow("S3", "Lata Singh", "B1", "+91", "present", "manual", OPENED),
-    ReportRow("S4", "Arjun Reddy", "B1", "+91", "absent"),
+    ReportRow("S4", "Arjun Reddy", "B1", "+91", "absent", locked=True),  # the report reads lockouts off the rows
 )
 REPORT = Report("sid", "Python", ("B1",), "Asha Rao", OPENED, OPENED + dt.timedelta(minutes=10), ROWS)
 SESSION = Session(otp="123456", batches=["B1"], subject="Python", latitude=1.0, longitude=2.0,

@@ -30,6 +30,14 @@ def test_format_duration() -> None:
     assert [format_duration(s) for s in (300, 90, 60, 600)] == ["5 min", "90 s", "1 min", "10 min"]
 
 
+@pytest.mark.parametrize("language", ["en", "hi", "te"])
+def test_every_offered_length_reads_back_in_its_language(language: str) -> None:
+    """A tapped duration button sends its (translated) label: it must mean the same length."""
+    for seconds in (90, 120, 300, 600, 900):
+        assert parse_duration(format_duration(seconds, language)) == seconds
+    assert parse_duration("१० मिनट") == 600 and parse_duration("౯౦ సెకన్లు") == 90  # the scripts' digits too
+
+
 async def open_for(sim, duration: str) -> list[str]:  # type: ignore[no-untyped-def]
     for line in ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1",
                  "/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔"):
