@@ -30,6 +30,7 @@ from mongoengine import (
     StringField,
 )
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from integrations.foundation.crypto import DecryptError, get_secret_box
 from integrations.foundation.errors import API_UNAVAILABLE
@@ -113,9 +114,21 @@ DOCUMENTS = (OutboxCounter, OutboxEntry)
 
 
 def _next_seq() -> int:
-    doc = OutboxCounter._get_collection().find_one_and_update(
-        {"_id": "outbox"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-    )
+    """The next creation number. Concurrent upserts of one counter may fail or (SecantusDB) answer
+    nothing, so the counter is created once apart, and every number is a plain ``$inc``."""
+    coll = OutboxCounter._get_collection()
+
+    def bump() -> Optional[dict[str, Any]]:
+        return coll.find_one_and_update({"_id": "outbox"}, {"$inc": {"value": 1}},
+                                        return_document=ReturnDocument.AFTER)
+
+    doc = bump()
+    if doc is None:  # the first entry ever
+        try:
+            coll.insert_one({"_id": "outbox", "value": 0})
+        except DuplicateKeyError:  # another enqueue created it first
+            pass
+        doc = bump()
     return int(doc["value"])
 
 

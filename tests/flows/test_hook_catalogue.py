@@ -35,7 +35,7 @@ def test_every_hook_is_in_the_reference_with_its_outcomes_and_uses() -> None:
 def test_hooks_command_prints_the_catalogue(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["hooks"]) == 0
     out = capsys.readouterr().out
-    assert "check_code (call): Constant-time code check" in out
+    assert "check_code (call): Limits and lockouts first, then a constant-time compare" in out
     assert "    reads:    student_id" in out and "    used in:  student.yaml:ask_code" in out
     assert main(["hooks", "--markdown"]) == 0
     assert capsys.readouterr().out.startswith(catalogue.START)

@@ -310,7 +310,7 @@ async def test_one_face_check_in_flight_per_student_and_three_attempts_mean_thre
         await sim.send(ravi, NOTE)
         await app.verify_queue.drain()
     assert len(gate.calls) == 3
-    assert Session.objects.first().face_failure_count("22PFS001") == 3
+    assert Session.objects.first().face_failure_count("22PFS001", 6001) == 3  # counted per student and account
     assert AttendanceRecord.objects.get(student_id="22PFS001").status == "failed"
     await app.stop()
 
@@ -410,7 +410,7 @@ async def test_a_refusal_is_not_reported_as_an_outage() -> None:
     app, sim = make_app()
     await app.start()
     await _log_in_asha(sim)
-    for line in ("/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Data Structures", "/tap 10",
+    for line in ("/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Data Structures", "/tap 10 min",
                  "/tap 50"):
         await sim.send(ASHA, line)
     # The subject is withdrawn meanwhile: the roster now refuses (`rejected`), it is not down.

@@ -50,7 +50,7 @@ def test_the_directory_spreads_batches_by_bot_id_and_names_them_by_username():
 async def open_two_batches(sim) -> list[str]:  # type: ignore[no-untyped-def]
     for line in ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1",
                  "/tap 📝 Take attendance", "/tap PFS-101", "/tap PFS-102", "/tap Done ✔", "/tap Python",
-                 "/tap 10", "/tap 50"):
+                 "/tap 10 min", "/tap 50"):
         await sim.send(ASHA, line)
     return await sim.send(ASHA, f"/location {CLASS} 5")
 

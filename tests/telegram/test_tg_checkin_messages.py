@@ -16,7 +16,7 @@ from tests.flows.appkit import ASHA, CLASS, NEAR, STUDENTS, make_app
 
 VIDEO = "/video flows/scripts/media/hello.mp4"
 TEACHER_INPUTS = ("/start", "/contact +919848000001", "asha.rao@example.edu", "demo-pass-1",
-                  "/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Python", "/tap 10", "/tap 50",
+                  "/tap 📝 Take attendance", "/tap PFS-101", "/tap Done ✔", "/tap Python", "/tap 10 min", "/tap 50",
                   f"/location {CLASS} 5")
 
 
