@@ -173,7 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for batch in batches:
         await teacher_says(f"/tap {batch}", None)  # ticks the option by editing the message
     await teacher_says("/tap Done ✔", "Which subject?")
-    await teacher_says(f"/tap {load_class.SUBJECT}", "How many minutes")
+    await teacher_says(f"/tap {load_class.SUBJECT}", "How long should the code stay valid")
     await teacher_says("180", "How close must students be")
     await teacher_says("/tap 50", "share the classroom's location")
     await teacher_says(f"/location {load_class.CLASS_LAT} {load_class.CLASS_LON} 5", "Code: ")

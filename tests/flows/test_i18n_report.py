@@ -35,7 +35,7 @@ def test_without_a_language_the_report_is_plain() -> None:
     assert (fields["present_count"], fields["absent_count"], fields["total_count"]) == (2, 2, 4)
     rows = rows_of(fields)
     assert rows[0] == list(REPORT_COLUMNS)
-    assert [r[4] for r in rows[1:]] == ["present", "failed", "present", "absent"]
+    assert [r[4] for r in rows[1:]] == ["present", "failed", "present", "locked_out"]
 
 
 def test_hindi_report() -> None:
@@ -43,9 +43,10 @@ def test_hindi_report() -> None:
     assert fields["report_date"].startswith("7 मार्च 2025") and "3:45" in fields["report_date"]
     assert (fields["present_count"], fields["locked_count"]) == ("2", "1")
     rows = rows_of(fields)
-    assert rows[0] == ["छात्र आईडी", "नाम", "बैच", "फ़ोन", "स्थिति", "तरीका", "समय", "चेहरा मिलान", "दूरी (मीटर)"]
+    assert rows[0] == ["छात्र आईडी", "नाम", "बैच", "फ़ोन", "स्थिति", "तरीका", "समय", "चेहरा मिलान", "चेहरे की दूरी",
+                       "जीवंतता", "जीवंतता स्कोर", "दूरी (मीटर)", "टिप्पणी"]
     assert [(r[4], r[5]) for r in rows[1:]] == [("उपस्थित", "चेहरा"), ("चेहरा जाँच विफल", "चेहरा"),
-                                               ("उपस्थित", "हाथ से"), ("अनुपस्थित", "")]
+                                               ("उपस्थित", "हाथ से"), ("रोका गया", "")]
     assert rows[1][:2] == ["S1", "Ravi Kumar"]  # names and ids as they are
 
 
@@ -53,7 +54,7 @@ def test_telugu_report() -> None:
     fields = report_fields(REPORT, SESSION, "Asia/Kolkata", language="te")
     assert "మార్చి" in fields["report_date"] and "2025" in fields["report_date"]
     rows = rows_of(fields)
-    assert rows[0][0] == "విద్యార్థి ఐడీ" and rows[1][4] == "హాజరు" and rows[4][4] == "గైర్హాజరు"
+    assert rows[0][0] == "విద్యార్థి ఐడీ" and rows[1][4] == "హాజరు" and rows[4][4] == "నిలిపివేయబడింది"
 
 
 def test_english_report_is_formatted_for_india() -> None:
