@@ -1,10 +1,11 @@
 """Attempt limits kept in MongoDB, so a restart (or a second instance) does not reset them.
 
-Two shapes, both one atomic update per attempt on the ``throttles`` collection (documents expire
-by a TTL index once they no longer matter):
+Two shapes, both one atomic update per attempt (documents expire by a TTL index once they no
+longer matter):
 
 * :class:`WindowLimit`: at most ``limit`` attempts per key in any moving window (code attempts
-  per Telegram user: ``OTP_USER_WRONG_PER_10MIN`` in any 10 minutes). The attempt is *taken* before
+  per Telegram user: ``OTP_USER_WRONG_PER_10MIN`` in any 10 minutes): the `limits` library's
+  moving window on its MongoDB storage, over the app's connection. The attempt is *taken* before
   anything is compared, and every attempt counts, right or wrong, so the limiter's state never
   tells whether a guess was right.
 * :class:`Backoff`: a growing wait after repeated failures (teacher logins, per Telegram user and
@@ -13,11 +14,16 @@ by a TTL index once they no longer matter):
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+import re
+import time
+from typing import Any, Optional
 
-from mongoengine import DateTimeField, Document, IntField, ListField, StringField
+from limits import RateLimitItemPerSecond
+from limits.storage import MongoDBStorage
+from limits.strategies import MovingWindowRateLimiter
+from mongoengine import DateTimeField, Document, IntField, StringField
+from mongoengine.connection import get_db
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from integrations.foundation.timefmt import as_utc
 from integrations.storage.documents import utcnow
@@ -26,7 +32,6 @@ from integrations.storage.documents import utcnow
 class ThrottleDoc(Document):
     key = StringField(primary_key=True)  # "<limit name>:<subject>"
     count = IntField(default=0)  # Backoff: failures so far
-    hits = ListField(DateTimeField())  # WindowLimit: times of the attempts in the window
     until = DateTimeField()  # Backoff: no attempt before this
     expires_at = DateTimeField()  # the TTL index removes the document after this
 
@@ -41,37 +46,54 @@ def _coll():  # type: ignore[no-untyped-def]
     return ThrottleDoc._get_collection()
 
 
+class _AppMongoStorage(MongoDBStorage):
+    """limits' MongoDB storage on the app's own connection (one client; the app's database)."""
+
+    def __init__(self, database: Any) -> None:
+        self._client = database.client
+        super().__init__("mongodb://", database_name=database.name, counter_collection_name="throttle_counters",
+                         window_collection_name="throttle_windows")
+
+    def _init_mongo_client(self, uri: Optional[str], **options: Any) -> Any:
+        return self._client
+
+    def __del__(self) -> None:
+        """The client is the app's: it is closed with the app, not with this storage."""
+
+
 class WindowLimit:
-    """At most ``limit`` attempts per key in any ``window_s`` seconds (a moving window)."""
+    """At most ``limit`` attempts per key in any ``window_s`` seconds: the `limits` library's
+    moving window, stored in the app's MongoDB (so a restart or a second instance shares it).
+
+    Every attempt is *taken* before anything is compared, right or wrong, so the limiter's state
+    never tells whether a guess was right. The library's acquire is one conditional update per
+    attempt, so racing attempts never exceed the limit."""
 
     def __init__(self, name: str, limit: int, window_s: float) -> None:
         self.name, self.limit, self.window_s = name, max(1, int(limit)), float(window_s)
+        self.item = RateLimitItemPerSecond(self.limit, max(1, int(window_s)))
+        self._limiters: dict[tuple[int, str], MovingWindowRateLimiter] = {}
 
-    def take(self, key: object, now: Optional[dt.datetime] = None) -> tuple[bool, float]:
-        """Count one attempt if the window has room: (allowed, seconds until one attempt frees up).
+    def _limiter(self) -> MovingWindowRateLimiter:
+        database = get_db()  # the connection in use now (tests reconnect between apps)
+        found = self._limiters.get((id(database.client), database.name))
+        if found is None:
+            found = MovingWindowRateLimiter(_AppMongoStorage(database))
+            self._limiters[(id(database.client), database.name)] = found
+        return found
 
-        The key's document holds the times of its attempts in the window. Old ones are pulled,
-        then one conditional upsert pushes the new one only while fewer than ``limit`` are left:
-        of two racing attempts at ``limit - 1`` one gets through (the other's insert fails on the
-        key)."""
-        now = now or utcnow()
-        doc_id = f"{self.name}:{key}"
-        window = dt.timedelta(seconds=self.window_s)
-        _coll().update_one({"_id": doc_id}, {"$pull": {"hits": {"$lte": now - window}}})
-        try:
-            _coll().find_one_and_update(
-                {"_id": doc_id, f"hits.{self.limit - 1}": {"$exists": False}},
-                {"$push": {"hits": now}, "$set": {"expires_at": now + window}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError:
-            doc = _coll().find_one({"_id": doc_id}, {"hits": True}) or {}
-            oldest = min((as_utc(t) for t in doc.get("hits") or ()), default=now)
-            return False, max(1.0, (oldest + window - now).total_seconds())
-        return True, 0.0
+    def take(self, key: object) -> tuple[bool, float]:
+        """Count one attempt if the window has room: (allowed, seconds until one attempt frees up)."""
+        limiter = self._limiter()
+        if limiter.hit(self.item, self.name, str(key)):
+            return True, 0.0
+        stats = limiter.get_window_stats(self.item, self.name, str(key))
+        return False, max(1.0, stats.reset_time - time.time())
 
     def clear(self) -> None:
         """Forget every attempt of this limit (tests)."""
-        _coll().delete_many({"_id": {"$regex": f"^{self.name}:"}})
+        storage = self._limiter().storage
+        storage.windows.delete_many({"_id": {"$regex": f"^LIMITER/{re.escape(self.name)}/"}})
 
 
 class Backoff:
