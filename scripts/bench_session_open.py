@@ -4,8 +4,8 @@
 Measures the CPU time of this process (``time.process_time``) spent in
 ``records.create_session`` for a class of N students, for each N. Opening a session used to be
 O(N²) in mongoengine's validation of the roster snapshot, all of it GIL-bound; this shows the
-growth. With a real server (``--uri mongodb://…``) the server's own work is in another process
-and not counted; with mongomock (the default) mongomock's insert is counted.
+growth. The server (by default a private SecantusDB in memory; ``--uri mongodb://…`` for another)
+is another process: its own CPU time is reported apart (``server_cpu_ms``).
 
     .venv/bin/python scripts/bench_session_open.py [--sizes 100 1000 3000] [--uri mongodb://127.0.0.1:27555/bench --server-pid PID]
 
@@ -32,6 +32,7 @@ from integrations.roster.base import StudentInfo  # noqa: E402
 from integrations.storage.connection import connect_db, disconnect_db  # noqa: E402
 from integrations.storage.documents import Session, Teacher  # noqa: E402
 from integrations.storage.indexes import ensure_indexes  # noqa: E402
+from scripts.private_db import start_private_db  # noqa: E402
 
 TEACHER_TG = 777
 
@@ -67,14 +68,14 @@ def open_once(n: int, otp: str, server_pid: Optional[int] = None) -> tuple[float
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 3000])
-    p.add_argument("--uri", default="mongomock://localhost/bench_session_open")
+    p.add_argument("--uri", help="a MongoDB-compatible server (a scratch database: it is dropped); default: a private SecantusDB in memory")
     p.add_argument("--server-pid", type=int, help="a local server's pid: also report its CPU time")
     args = p.parse_args(argv)
+    if args.uri is None:
+        args.uri, args.server_pid = start_private_db("bench_session_open")
     uri = args.uri
-    real = not uri.startswith("mongomock://")
     client = connect_db(uri)
-    if real:  # start from an empty database (the URI should name a scratch one)
-        client.drop_database(Session._get_collection().database.name)
+    client.drop_database(Session._get_collection().database.name)  # start from an empty database
     ensure_indexes()
     Teacher(email="bench@example.edu", name="Bench", telegram_id=TEACHER_TG).save()
     load0 = os.getloadavg()
@@ -84,8 +85,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     server: dict[int, float] = {}
     for i, n in enumerate(args.sizes, start=1):
         cpu[n], wall[n], server[n] = open_once(n, f"{i:06d}", args.server_pid)
-    if real:
-        client.drop_database(Session._get_collection().database.name)
+    client.drop_database(Session._get_collection().database.name)
     disconnect_db()
     result = {"bench": "session_open", "uri": args.uri, "cpu_ms": {str(k): round(v, 1) for k, v in cpu.items()},
               "wall_ms": {str(k): round(v, 1) for k, v in wall.items()},

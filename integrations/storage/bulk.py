@@ -2,9 +2,7 @@
 
 One ``update_one`` per row costs one round trip per row; ``bulk_write`` and ``insert_many`` send
 ``BATCH_SIZE`` of them at once. Documents known to be new are inserted rather than upserted: an
-insert skips the upsert's lookup, and on the SecantusDB test server it costs half as much. mongomock 4.3 (tests, demo) cannot run pymongo 4.20's ``UpdateOne`` (it passes a
-``sort`` argument mongomock's bulk builder does not take), so for a mongomock collection the same
-upserts go through mongomock's own ordered bulk builder: same batches, same counts.
+insert skips the upsert's lookup, and on the SecantusDB test server it costs half as much.
 """
 from __future__ import annotations
 
@@ -29,10 +27,6 @@ def chunks(items: Sequence[T], size: Optional[int] = None) -> Iterator[Sequence[
         yield items[start:start + size]
 
 
-def _is_mongomock(collection: Any) -> bool:
-    return type(collection).__module__.startswith("mongomock")
-
-
 def upsert_all(collection: Any, upserts: Sequence[Upsert], batch_size: Optional[int] = None) -> int:
     """Apply every upsert, in order, in bulk writes of ``batch_size``; returns how many inserted.
 
@@ -41,14 +35,8 @@ def upsert_all(collection: Any, upserts: Sequence[Upsert], batch_size: Optional[
     """
     inserted = 0
     for chunk in chunks(upserts, batch_size):
-        if _is_mongomock(collection):
-            bulk = collection.initialize_ordered_bulk_op()
-            for query, update in chunk:
-                bulk.add_update(dict(query), dict(update), False, True)
-            inserted += int(bulk.execute()["nUpserted"])
-        else:
-            ops = [UpdateOne(dict(query), dict(update), upsert=True) for query, update in chunk]
-            inserted += collection.bulk_write(ops, ordered=True).upserted_count
+        ops = [UpdateOne(dict(query), dict(update), upsert=True) for query, update in chunk]
+        inserted += collection.bulk_write(ops, ordered=True).upserted_count
     return inserted
 
 
