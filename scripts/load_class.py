@@ -276,6 +276,11 @@ def start_fake_api(csv_path: Path, latency: float) -> Any:
 
 
 # ------------------------------------------------------------------------------ measuring
+def _count(text: str) -> int:
+    """A count from a reply, with or without the language's grouping ("1,000")."""
+    return int(text.replace(",", ""))
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -566,11 +571,12 @@ async def run(cfg: Config) -> dict[str, Any]:
     missing = await sim.wait_for(teacher, ["📋 Attendance report", "[document attendance_"], 0, 120.0)
     report_s = time.perf_counter() - t_close
     report_text = next((t for t in sim.texts(teacher) if t.startswith("📋 Attendance report")), "")
-    rm = re.search(r"Present (\d+)/(\d+)", report_text)
-    report_present, report_total = (int(rm.group(1)), int(rm.group(2))) if rm else (-1, -1)
-    am = re.search(r"Absent (\d+)", report_text)
-    report_absent = int(am.group(1)) if am else -1
-    unsynced = re.search(r"Not yet synced with the attendance service: (\d+)", report_text)
+    # the report writes its counts as the teacher's language does: "1,000" in English
+    rm = re.search(r"Present (\d[\d,]*)/(\d[\d,]*)", report_text)
+    report_present, report_total = (_count(rm.group(1)), _count(rm.group(2))) if rm else (-1, -1)
+    am = re.search(r"Absent (\d[\d,]*)", report_text)
+    report_absent = _count(am.group(1)) if am else -1
+    unsynced = re.search(r"Not yet synced with the attendance service: (\d[\d,]*)", report_text)
     report_docs = [r.action for r in sim.received(teacher) if isinstance(r.action, SendDocument)]
     csv_rows = list(csv.DictReader(io.StringIO(report_docs[-1].data.decode("utf-8-sig")))) if report_docs else []
     csv_status = Counter(row["status"] for row in csv_rows)
