@@ -57,9 +57,10 @@ def _e164(text: str, region: str, international: bool) -> str:
     else:
         readings = [_parse(text, region), _parse("+" + digits, None)]
     found = [n for n in readings if n is not None]
-    chosen = next((n for n in found if phonenumbers.is_valid_number(n)), found[0] if found else None)
-    if chosen is None:
+    if not found:
         return ""
+    # With one possible reading it is the answer; with two, the valid one (validity is the costly check).
+    chosen = found[0] if len(found) == 1 else next((n for n in found if phonenumbers.is_valid_number(n)), found[0])
     return phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
 
 
