@@ -10,7 +10,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from engine import HookContext, HookRegistry, HookResult
 from integrations.attendance import audit as events
-from integrations.attendance import marks
+from integrations.attendance import marks, session_control
 from integrations.attendance.exports import report_xlsx
 from integrations.attendance.reports import build_report, report_filename
 from integrations.attendance.services import Services
@@ -351,12 +351,10 @@ async def extend_session(ctx: HookContext) -> HookResult:
     session = await _open_session(ctx)
     if session is None:
         return HookResult("closed")
-    new_expiry = await services.roster.extend_session(str(session.id), int(args) * 60)
+    new_expiry = await session_control.extend(services.roster, services.reports, services.audit, str(session.id),
+                                              int(args), actor=await _actor(ctx), user_id=ctx.update.user_id)
     if new_expiry is None:
         return HookResult("closed")
-    services.reports.schedule(str(session.id), new_expiry)
-    await audit(ctx, events.SESSION_EXTENDED, session_id=str(session.id), actor=await _actor(ctx),
-                minutes=int(args), expires_at=new_expiry)
     return HookResult("ok", {"extended_min": int(args),
                              "expires_at": clock(new_expiry, services.settings.timezone, seconds=True,
                                                          language=ctx.language)})
@@ -368,11 +366,9 @@ async def close_session(ctx: HookContext) -> HookResult:
     session = await _open_session(ctx)
     if session is None:
         return HookResult("closed")
-    closed_at = await services.roster.close_session_now(str(session.id))
     buffer_s = services.settings.report_buffer_seconds
-    services.reports.schedule(str(session.id), closed_at or utcnow(), buffer_s)
-    if closed_at is not None:
-        await audit(ctx, events.SESSION_CLOSED, session_id=str(session.id), actor=await _actor(ctx))
+    await session_control.close(services.roster, services.reports, services.audit, str(session.id), buffer_s,
+                                actor=await _actor(ctx), user_id=ctx.update.user_id)
     return HookResult("ok", {"buffer_s": buffer_s})
 
 

@@ -11,8 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from integrations.attendance import audit as events
-from integrations.attendance import marks
+from integrations.attendance import marks, session_control
 from integrations.attendance.exports import report_xlsx
 from integrations.attendance.reports import report_filename
 from integrations.foundation import names
@@ -120,14 +119,11 @@ async def session_extend(request: Request, me: Principal) -> Response:
     form = forms.extend_form(request.state.form)
     if not form.ok:
         return await _live_page(request, me, session, extend_form=form, status=400)
-    new_expiry = await ctx.roster.extend_session(str(session.id), form.values["minutes"] * 60)
+    new_expiry = await session_control.extend(ctx.roster, ctx.reports, ctx.audit, str(session.id),
+                                              form.values["minutes"], actor=me.actor)
     if new_expiry is None:
         form.error("minutes", "The session is closed.")
         return await _live_page(request, me, session, extend_form=form, status=409)
-    if ctx.reports is not None:
-        ctx.reports.schedule(str(session.id), new_expiry)
-    await ctx.audit.record(events.SESSION_EXTENDED, session_id=str(session.id), actor=me.actor,
-                           minutes=form.values["minutes"])
     return redirect(f"/sessions/{session.id}", "extended")
 
 
@@ -137,11 +133,9 @@ async def session_close(request: Request, me: Principal) -> Response:
     session = await _session(request, me)
     if session is None:
         return not_found(request, me)
-    closed_at = await ctx.roster.close_session_now(str(session.id))
-    if closed_at is not None:
-        if ctx.reports is not None:  # the report follows after the usual buffer, as after /close
-            ctx.reports.schedule(str(session.id), closed_at, ctx.settings.report_buffer_seconds)
-        await ctx.audit.record(events.SESSION_CLOSED, session_id=str(session.id), actor=me.actor)
+    # the report follows after the usual buffer, as after /close
+    await session_control.close(ctx.roster, ctx.reports, ctx.audit, str(session.id),
+                                ctx.settings.report_buffer_seconds, actor=me.actor)
     return redirect(f"/sessions/{session.id}", "closed")
 
 
