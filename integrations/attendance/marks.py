@@ -19,10 +19,8 @@ from integrations.attendance.audit import AuditLog
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import UNAVAILABLE_KEYS, UNKNOWN_SESSION, UNKNOWN_STUDENT, RosterError
-from integrations.foundation.timefmt import as_utc
 from integrations.roster.service import RosterService
 from integrations.storage import outbox
-from integrations.storage.documents import Session, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +89,3 @@ async def mark_by_hand(roster: RosterService, audit: Optional[AuditLog], session
 def valid_request(student_id: str, reason: str) -> bool:
     """A student id (at most 64 characters) and a non-empty reason."""
     return bool(student_id.strip()) and bool(reason.strip()) and len(student_id.strip()) <= MAX_STUDENT_ID
-
-
-def is_open(session: Optional[Session]) -> bool:
-    """Marks are for open sessions: a closed one has had its report."""
-    return session is not None and session.status == "open" and as_utc(session.expires_at) > utcnow()

@@ -18,7 +18,7 @@ from integrations.attendance.verification import FACE_CHECK_LEASE_S, CheckIn
 from integrations.foundation import names
 from integrations.foundation.blocking import run_blocking
 from integrations.foundation.errors import RosterError
-from integrations.foundation.timefmt import as_utc, clock
+from integrations.foundation.timefmt import clock
 from integrations.hooks.common import as_contact, audit, normalise_student_id, services_of, session_of
 from integrations.roster import records
 from integrations.presence import geofence, otp
@@ -26,7 +26,6 @@ from integrations.presence.verify_queue import VerifyJob
 from integrations.presence.video import validate_video_note
 from integrations.presence.video_probe import probe as probe_video
 from integrations.roster.service import check_own_contact
-from integrations.storage.documents import Session, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +57,6 @@ def register(registry: HookRegistry) -> HookRegistry:
                                 "max_attempts"),
                       reads=("session_id", "student_id", "student_batch", "distance_m", RECORD_ANSWERS))
     return registry
-
-
-def _is_open(session: Session | None) -> bool:
-    return bool(session and session.status == "open" and as_utc(session.expires_at) > utcnow())
 
 
 # ------------------------------------------------------------------------------------ identity
@@ -158,7 +153,7 @@ async def check_code(ctx: HookContext) -> HookResult:
             and not session.is_locked_out(student_id, ctx.update.user_id) and otp.codes_equal(code, session.otp)):
         data: dict[str, Any] = {"session_id": str(session.id), "subject": session.subject,
                                 "teacher_name": session.teacher.name or session.teacher.email}
-        if not _is_open(session):
+        if not session.is_open():
             return HookResult("expired", data)
         record = await services.roster.attendance_of(str(session.id), student_id)
         if record is not None and record.status == names.PRESENT:
@@ -208,9 +203,8 @@ def audited_code(check: Any) -> Any:
 async def check_location(ctx: HookContext) -> HookResult:
     """Geodesic distance from the class within the session's radius; imprecise or forwarded fixes are refused."""
     session = await session_of(ctx)
-    if not _is_open(session):
+    if session is None or not session.is_open():
         return HookResult("expired")
-    assert session is not None
     where = ctx.answer or {}
     result = geofence.check_location(
         (where.get("latitude"), where.get("longitude")), (session.latitude, session.longitude),
@@ -258,9 +252,8 @@ async def submit_video(ctx: HookContext) -> HookResult:
         return HookResult("too_big_frame" if probed.reason == "too_big_frame" else "unsupported",
                           {**limits, **probed.params()})
     session = await session_of(ctx)
-    if not _is_open(session):
+    if session is None or not session.is_open():
         return HookResult("expired")
-    assert session is not None
     student_id = str(ctx.data["student_id"])
     record = await services.roster.attendance_of(str(session.id), student_id)
     if record is not None and record.status == names.PRESENT:

@@ -547,11 +547,6 @@ def close_now(session_id: str) -> Optional[dt.datetime]:
     return now if closed else None
 
 
-def set_note(session_id: str, student_id: str, note: str) -> bool:
-    """Attach a note (e.g. the teacher's reason for a manual mark) to the student's record."""
-    return bool(AttendanceRecord.objects(session=session_oid(session_id), student_id=student_id).update_one(
-        set__note=note))
-
 
 # ------------------------------------------------------------------ edits from the web admin panel
 # Every write the panel (integrations/web) makes goes through these, behind RosterService.

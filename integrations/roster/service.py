@@ -194,8 +194,6 @@ class RosterService:
         """Stop taking codes at once; the closing time, or None if it was not open."""
         return await self._run(records.close_now, session_id)
 
-    async def set_note(self, session_id: str, student_id: str, note: str) -> bool:
-        return await self._run(records.set_note, session_id, student_id, note)
 
     async def teacher_open_session(self, telegram_id: int) -> Optional[Session]:
         return await self._run(records.teacher_open_session, telegram_id)

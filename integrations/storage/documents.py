@@ -30,6 +30,7 @@ from pymongo import ReturnDocument
 
 from integrations.foundation.names import attempt_key, student_of_key
 from integrations.foundation.phones import normalise_phone, phone_tail
+from integrations.foundation.timefmt import as_utc
 
 SESSION_STATUSES = ("open", "closed")
 RECORD_STATUSES = ("present", "absent", "failed")
@@ -238,6 +239,10 @@ class Session(Document):
 
     def face_failure_count(self, student_id: str, user_id: Optional[int] = None) -> int:
         return int((self.face_failures or {}).get(escape_key(attempt_key(student_id, user_id)), 0))
+
+    def is_open(self) -> bool:
+        """Taking codes now: open and not past its end (the report job closes it a little later)."""
+        return self.status == "open" and self.expires_at is not None and as_utc(self.expires_at) > utcnow()
 
     def is_locked_out(self, student_id: str, user_id: Optional[int] = None) -> bool:
         """Locked out: the student on this account, or the student whatever the account (an entry

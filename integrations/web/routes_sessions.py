@@ -148,7 +148,7 @@ async def session_mark(request: Request, me: Principal) -> Response:
         return not_found(request, me)
     form = forms.mark_form(request.state.form, {s.student_id for s in session.students})
     if form.ok:
-        if not marks.is_open(session):
+        if not session.is_open():
             form.error("reason", "The session is closed; manual marks are for open sessions.")
         else:
             result = await marks.mark_by_hand(ctx.roster, ctx.audit, str(session.id), form.values["student_id"],
