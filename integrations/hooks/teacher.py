@@ -429,25 +429,30 @@ async def teacher_home(ctx: HookContext) -> HookResult:
     return HookResult("session_open", _session_fields(session, services.settings.timezone, ctx.language))
 
 
-async def last_report(ctx: HookContext) -> HookResult:
-    """The report of the teacher's latest session, read fresh (text and CSV)."""
+async def _latest_session(ctx: HookContext) -> tuple[Optional[Session], Optional[HookResult]]:
+    """The teacher's latest session, or the outcome that says why there is none."""
     services = services_of(ctx)
     if await services.roster.find_teacher(ctx.update.user_id) is None:
-        return HookResult("not_logged_in")
+        return None, HookResult("not_logged_in")
     session = await services.roster.latest_session(ctx.update.user_id)
+    return session, (HookResult("none") if session is None else None)
+
+
+async def last_report(ctx: HookContext) -> HookResult:
+    """The report of the teacher's latest session, read fresh (text and CSV)."""
+    session, missing = await _latest_session(ctx)
     if session is None:
-        return HookResult("none")
+        return missing or HookResult("none")
+    services = services_of(ctx)
     return HookResult("ok", await build_report(services.roster, session, services.settings.timezone, ctx.language))
 
 
 async def last_report_xlsx(ctx: HookContext) -> HookResult:
     """The last session's report as an Excel workbook (the CSV's columns, coloured statuses)."""
-    services = services_of(ctx)
-    if await services.roster.find_teacher(ctx.update.user_id) is None:
-        return HookResult("not_logged_in")
-    session = await services.roster.latest_session(ctx.update.user_id)
+    session, missing = await _latest_session(ctx)
     if session is None:
-        return HookResult("none")
+        return missing or HookResult("none")
+    services = services_of(ctx)
     report = await services.roster.report(str(session.id))
     data = await run_blocking(report_xlsx, report, services.settings.timezone)
     return HookResult("ok", {"report_subject": report.subject or session.subject,
