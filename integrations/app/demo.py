@@ -126,7 +126,7 @@ async def _student(sim: Simulator, s: Student, code: str, media: Path, delay: fl
         return
     note = {"impostor": "note_biden_1.mp4", "no face": "note_noface.mp4"}.get(s.scenario, "note_obama_2.mp4")
     for _ in range(3 if s.scenario == "impostor" else 1):
-        if await _step(sim, s, f"/video {media / note}", "Marked present", within=60):
+        if await _step(sim, s, f"/video {media / note}", "Marked present", within=120):
             return
 
 
