@@ -84,13 +84,19 @@ class VerificationWorkflow:
                                 user_id=check.user_id, actor=actor, **data)
 
     async def on_outcome(self, check: CheckIn, outcome: VerifyOutcome) -> None:
+        """Record the answer, give the claim back, then tell the student: a student who sends a
+        new note as soon as they read the answer must never hear the last one is still running."""
+        answer: Optional[tuple[str, Any]] = None
         try:
-            await self._answer(check, outcome)
+            answer = await self._answer(check, outcome)
         finally:
             if check.token:
                 await self.roster.release_face_check(check.session_id, check.student_id, check.token)
+        if answer is not None:
+            await self._tell(check, *answer)
 
-    async def _answer(self, check: CheckIn, outcome: VerifyOutcome) -> None:
+    async def _answer(self, check: CheckIn, outcome: VerifyOutcome) -> tuple[str, Any]:
+        """Record what the outcome means; returns the event to tell the student, with its data."""
         face = outcome.face
         params = outcome.params()
         reason = outcome.reason
@@ -103,10 +109,9 @@ class VerificationWorkflow:
             await self._audit(check, events.FACE_MATCH, outcome, attempts_used=outcome.attempts_used)
             synced, changed = await self._submit(check, names.PRESENT, face)
             await self._audit(check, events.PRESENT, outcome, distance_m=check.distance_m, synced=synced)
-            await self._tell(check, names.VERIFIED if synced else names.RECORDED_OFFLINE, data)
             if changed:
                 await self._late(check)
-            return
+            return (names.VERIFIED if synced else names.RECORDED_OFFLINE), data
         if reason in _RETRYABLE or (reason == names.ATTEMPTS_EXHAUSTED and outcome.cause in _RETRYABLE):
             failures = await self.roster.face_check_failed(check.session_id, check.student_id, check.user_id)
             params.update(attempts_used=failures, attempts_left=max(0, self.max_attempts - failures),
@@ -118,24 +123,21 @@ class VerificationWorkflow:
                 cause, events.FACE_NO_FACE)
             await self._audit(check, kind, outcome, attempts_left=params["attempts_left"])
         if reason in _RETRYABLE:
-            await self._tell(check, _RETRYABLE[reason], params)
-        elif reason == names.ATTEMPTS_EXHAUSTED:
+            return _RETRYABLE[reason], params
+        if reason == names.ATTEMPTS_EXHAUSTED:
             _, changed = await self._submit(check, names.FAILED, face)
             await self._audit(check, events.FAILED, outcome, attempts_used=params.get("attempts_used"))
-            await self._tell(check, names.ATTEMPTS_EXHAUSTED, params)
             if changed:
                 await self._late(check)
-        elif reason == names.TOO_SHORT:  # a still picture or a one-frame video sent as a note
-            await self._tell(check, names.TOO_SHORT, params)
-        elif reason == names.NO_REFERENCE:
-            await self._tell(check, names.NO_REFERENCE, params)
-        elif reason in names.FACE_SERVICE_DOWN:
+            return names.ATTEMPTS_EXHAUSTED, params
+        if reason in (names.TOO_SHORT, names.NO_REFERENCE):  # too short: a still picture or one frame
+            return reason, params
+        if reason in names.FACE_SERVICE_DOWN:
             kept = await self._park_frame(check, reason)
             await self._audit(check, events.FACE_UNCHECKED, reason=reason, kept=kept)
-            await self._tell(check, names.QUEUED_OFFLINE if kept else names.RETRY_LATER, params)
-        else:  # corrupt video, undecodable frame, unusable id
-            log.info("video of %s not usable: %s", check.student_id, reason)
-            await self._tell(check, names.BAD_VIDEO, params)
+            return (names.QUEUED_OFFLINE if kept else names.RETRY_LATER), params
+        log.info("video of %s not usable: %s", check.student_id, reason)  # corrupt video, undecodable frame
+        return names.BAD_VIDEO, params
 
     async def _tell(self, check: CheckIn, event: str, data: Optional[EventData] = None) -> None:
         """The answer is *about* its session: the student's flow applies it only while the

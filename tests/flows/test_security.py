@@ -315,6 +315,30 @@ async def test_one_face_check_in_flight_per_student_and_three_attempts_mean_thre
     await app.stop()
 
 
+async def test_a_new_note_sent_right_after_an_answer_is_checked_not_refused() -> None:
+    """The claim on the check is given back before the student hears its answer: a student who
+    records again at once is never told the answered note is "still being checked"."""
+    app, sim = make_app(processor=lambda job: MISMATCHED)
+    await app.start()
+    code = await open_session(sim)
+    roster = app.services.roster
+    release = roster.release_face_check
+
+    async def slow_release(*args: Any) -> bool:  # a slow database, between the answer and the release
+        await asyncio.sleep(0.3)
+        return await release(*args)
+
+    roster.release_face_check = slow_release  # type: ignore[method-assign]
+    ravi = await _check_in(sim, "ravi", code)
+    before = len(sim.received(ravi))
+    await sim.send(ravi, NOTE)
+    assert not await sim.wait_for(ravi, ["did not match"], before, within=10)
+    replies = await sim.send(ravi, NOTE)  # at once, as a student does
+    assert not any("still being checked" in r for r in replies) and any("Video received" in r for r in replies)
+    await app.verify_queue.drain()
+    await app.stop()
+
+
 async def test_the_report_waits_for_a_face_check_accepted_before_the_close() -> None:
     gate = Gate()
     app, sim = make_app(processor=gate)
